@@ -30,3 +30,47 @@ $(ORT_LIB):
 	cp $(ORT_DIR)/npm/node_modules/onnxruntime-node/bin/napi-v6/linux/$$(uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/')/libonnxruntime.so.1 $(ORT_LIB)
 	rm -rf $(ORT_DIR)/npm
 	@echo "ONNX Runtime $(ORT_NPM_VERSION) -> $(ORT_LIB)"
+
+##@ Build and run
+.PHONY: build
+build: ## Build the binaries into ./bin.
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+.PHONY: run
+run: ort ## Serve forecasts from the default model repository (kronos-nano) on :8000.
+	$(GO) run ./cmd/kronos-gateway
+
+.PHONY: export
+export: ## Re-export the default model (kronos-nano) into model_repository/.
+	$(GO) run ./cmd/kronos-export --tokenizer models/kronos-nano/tokenizer --predictor models/kronos-nano/predictor \
+		--name kronos-nano --max-context 256 --out model_repository
+
+.PHONY: export-hub
+export-hub: ## Export NeoQuasar/Kronos-small from the Hugging Face hub (needs network).
+	$(GO) run ./cmd/kronos-export --tokenizer NeoQuasar/Kronos-Tokenizer-base --predictor NeoQuasar/Kronos-small \
+		--name kronos-small --max-context 512 --out model_repository
+
+##@ Test
+.PHONY: test
+test: ort ## Run all tests (unit, conformance subset, HTTP) with the race detector.
+	$(GO) test -race -count=1 ./...
+
+.PHONY: conformance
+conformance: ort ## Run the conformance runner on ../shared (full vector sets).
+	$(GO) run ./cmd/kronos-conformance ../shared/conformance
+	$(GO) run ./cmd/kronos-conformance ../shared/conformance-nano
+
+.PHONY: bench
+bench: ort ## Run the Go benchmarks once each (smoke); see BENCHMARKS.md for the recorded runs.
+	$(GO) test -run '^$$' -bench . -benchtime=1x ./...
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target briefly (FUZZTIME, default 10s each).
+	@./scripts/fuzz.sh $${FUZZTIME:-10s}
+
+##@ Verify
+.PHONY: verify
+verify: ## gofmt, go vet, go mod tidy and generated-code drift checks.
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
+	$(GO) vet ./...
+	$(GO) mod tidy -diff

@@ -1,0 +1,77 @@
+// Package onnxlocal is the embedded inference backend of kronos-gateway: it
+// runs the five exported Kronos graphs (see internal/graphs) in-process with
+// ONNX Runtime, through github.com/yalue/onnxruntime_go, and implements
+// infer.Backend, infer.Session and infer.HiddenReporter.
+//
+// # Model repository
+//
+// Open reads one model version from a Triton-layout model repository:
+//
+//	<RepoDir>/<Model>-encoder/<Version>/{model.onnx,kronos.json}
+//	<RepoDir>/<Model>-decoder/...
+//	<RepoDir>/<Model>-prefill/...
+//	<RepoDir>/<Model>-step/...
+//	<RepoDir>/<Model>-s2/...
+//
+// Without an explicit Version the highest numeric version folder present for
+// all five roles is served. The kronos.json manifests describe the model
+// (Info) without opening the graphs; all five must name the same weights.
+//
+// # ONNX Runtime environment
+//
+// onnxruntime_go keeps one process-global ORT environment bound to one shared
+// library. The first Open loads the library (Options.LibPath, else
+// $KRONOS_ORT_LIB, else third_party/onnxruntime/libonnxruntime.so.1, else the
+// system's libonnxruntime.so.1) and creates the environment; it then stays
+// for the life of the process, so that any number of Backends (two versions
+// side by side during a hot swap, parallel tests) share it. Close releases
+// only the backend's own ORT sessions. A later Open that names a different
+// library fails with KindUnavailable: a process can host one ORT build.
+//
+// # Sessions and the KV cache
+//
+// A Session keeps, per row, a key/value cache in Go memory (per layer keys
+// transposed [rows,H,hd,C] and values [rows,H,C,hd], plus the dependency
+// layer's keys [rows,4,gd,C] and values [rows,4,C,gd]; C = MaxContext) and
+// hands it to ORT without copying (tensors over Go slices).
+//
+// At every S1Logits call each row is classified:
+//
+//   - step: the window has the same Start as the row's previous window and
+//     equals it plus one token. The step graph computes the new token against
+//     the cache and its key/value are written into the cache.
+//   - prefill: anything else (first call, sliding window, a row that
+//     restarted). The prefill graph recomputes the whole window (rows of
+//     different lengths are right-padded) and its keys/values replace the
+//     row's cache; entries beyond the window are zeroed.
+//
+// Both kinds may occur in one call; they run as two graph calls. The step
+// call runs over the smallest contiguous range of rows that contains every
+// stepping row, directly on the cache tensors (zero copy); rows inside that
+// range that do not step are fed a dummy token and their outputs are ignored
+// (this is cheaper than gathering their caches, which costs 2·NL·d·C floats
+// per row). S2Logits runs the s2 graph on the dependency cache in the same
+// way. With Options.DisableKVCache every call is a prefill (a cross-check
+// and a benchmark baseline); only the dependency cache is kept.
+//
+// # Cancellation
+//
+// Every graph run first checks its context; a context that is already done
+// returns infer.FromContext(ctx.Err()) without running. While a graph runs, a
+// watcher sets ORT's RunOptions terminate flag when the context ends, so a
+// timed-out forecast stops consuming CPU at the next node boundary; the
+// failed run is reported as KindTimeout or KindCanceled from ctx.Err().
+//
+// # Errors
+//
+// Errors wrap the internal/infer vocabulary: a missing repository, model or
+// version is KindNotFound; a missing or unusable ONNX Runtime library is
+// KindUnavailable (run `make ort`); malformed arguments are KindInvalid; a
+// closed backend is KindUnavailable; ORT failures are KindInternal.
+//
+// # Concurrency
+//
+// A Backend is safe for concurrent use; ORT sessions are shared and each call
+// brings its own tensors. A Session is not (see infer.Session). Close waits
+// for running calls of the backend to finish.
+package onnxlocal

@@ -49,9 +49,11 @@ type Backend struct {
 	mu     sync.RWMutex
 	closed bool
 
-	// testHookBeforeRun, when set (tests only), runs after the cancellation
-	// watcher is armed and before ORT runs a graph.
-	testHookBeforeRun func()
+	// Test hooks (nil outside tests): testHookBeforeRun runs after the
+	// cancellation watcher is armed and before ORT runs a graph;
+	// testHookTerminated runs after the watcher has set the terminate flag.
+	testHookBeforeRun  func()
+	testHookTerminated func()
 }
 
 var _ infer.Backend = (*Backend)(nil)
@@ -235,6 +237,9 @@ func (b *Backend) run(ctx context.Context, r graphs.Role, ro *ort.RunOptions, in
 		fired = make(chan struct{})
 		stop = context.AfterFunc(ctx, func() {
 			ro.Terminate()
+			if b.testHookTerminated != nil {
+				b.testHookTerminated()
+			}
 			close(fired)
 		})
 	}

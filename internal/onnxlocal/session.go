@@ -32,6 +32,7 @@ type Session struct {
 	state  []rowState
 	called bool // S1Logits has succeeded at least once
 	closed bool
+	stats  SessionStats
 
 	// Reused scratch buffers.
 	tl          tensorList
@@ -43,6 +44,18 @@ type Session struct {
 	outs        [][]float32 // one per output of the prefill/step graphs
 	s2out       []float32
 }
+
+// SessionStats counts the graph calls of a session: how often the cache
+// could be used.
+type SessionStats struct {
+	PrefillCalls int // prefill graph runs
+	PrefillRows  int // rows computed by them
+	StepCalls    int // step graph runs
+	StepRows     int // rows computed by them (excluding dummy rows)
+}
+
+// Stats returns the session's counters.
+func (s *Session) Stats() SessionStats { return s.stats }
 
 // rowState is what the session knows about one row.
 type rowState struct {
@@ -304,6 +317,8 @@ func (s *Session) prefill(ctx context.Context, ws []infer.Window, res []float32)
 	if err := s.b.run(ctx, graphs.Prefill, s.ro, in, out); err != nil {
 		return err
 	}
+	s.stats.PrefillCalls++
+	s.stats.PrefillRows += bp
 	logits, hid := s.outs[0], s.outs[1]
 	for i, r := range s.prefillRows {
 		w := ws[r]
@@ -419,6 +434,8 @@ func (s *Session) step(ctx context.Context, ws []infer.Window, res []float32) er
 	if err := s.b.run(ctx, graphs.Step, s.ro, in, out); err != nil {
 		return err
 	}
+	s.stats.StepCalls++
+	s.stats.StepRows += len(s.stepRows)
 	logits, hid := s.outs[0], s.outs[1]
 	for _, r := range s.stepRows {
 		w, i := ws[r], r-lo

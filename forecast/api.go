@@ -1,10 +1,6 @@
 package forecast
 
-// API contract (implemented by the forecast helper; signatures are fixed,
-// other packages are being written against them).
-
 import (
-	"context"
 	"time"
 
 	"github.com/kronos-gateway/kronos-gateway/internal/infer"
@@ -67,10 +63,6 @@ type Forecaster struct {
 	// Predict calls; use a fresh Forecaster per traced call).
 	Trace *Trace
 }
-
-// Predict forecasts every job. Jobs may differ in L, P and Params; their
-// rows are decoded in one backend session.
-func (f *Forecaster) Predict(ctx context.Context, jobs []Job) ([]Result, error) { panic("TODO") }
 
 // Trace collects intermediate values of one Predict call when set on the
 // Forecaster (conformance runner, debugging). Rows are series-major: the

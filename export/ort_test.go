@@ -3,6 +3,7 @@ package export
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -62,6 +63,12 @@ type session struct {
 
 func newSession(t testing.TB, mp *onnxpb.ModelProto) *session {
 	t.Helper()
+	return newSessionThreads(t, mp, 1)
+}
+
+// newSessionThreads is newSession with a given intra-op thread count.
+func newSessionThreads(t testing.TB, mp *onnxpb.ModelProto, threads int) *session {
+	t.Helper()
 	needORT(t)
 	b, err := Marshal(mp)
 	if err != nil {
@@ -79,11 +86,22 @@ func newSession(t testing.TB, mp *onnxpb.ModelProto) *session {
 		t.Fatal(err)
 	}
 	defer opts.Destroy()
-	if err := opts.SetIntraOpNumThreads(1); err != nil {
+	if err := opts.SetIntraOpNumThreads(threads); err != nil {
 		t.Fatal(err)
 	}
 	if err := opts.SetInterOpNumThreads(1); err != nil {
 		t.Fatal(err)
+	}
+	if p := os.Getenv("KRONOS_TEST_OPTIMIZED_DIR"); p != "" {
+		// Debugging aid: write the graph as optimised by ONNX Runtime.
+		if err := opts.SetOptimizedModelFilePath(filepath.Join(p, mp.GetGraph().GetName()+".onnx")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := os.Getenv("KRONOS_TEST_PROFILE"); p != "" {
+		if err := opts.EnableProfiling(filepath.Join(p, mp.GetGraph().GetName())); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.s, err = ort.NewDynamicAdvancedSessionWithONNXData(b, s.inputs, s.outputs, opts)
 	if err != nil {

@@ -24,6 +24,25 @@ func (p Params) Validate() error {
 	return nil
 }
 
+// Distribution returns the distribution Predict draws one token from, given
+// one row of logits: the filters of the package documentation applied under
+// p, as float64 probabilities that sum to 1, removed entries exactly 0. It
+// ignores the greedy shortcut (top_k 1 gives the filtered distribution, which
+// is 1 at the argmax unless the maximum is tied). p must be valid (see
+// Validate); a non-finite logit is a KindInternal error. The result is a new
+// slice.
+func Distribution(logits []float32, p Params) ([]float64, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	var s sampler
+	probs, err := s.distribution(logits, &p)
+	if err != nil {
+		return nil, err
+	}
+	return append([]float64(nil), probs...), nil
+}
+
 // greedy reports whether p selects the argmax deterministically.
 func (p Params) greedy() bool { return p.TopK == 1 }
 

@@ -335,3 +335,15 @@ func FuzzDistribution(f *testing.F) {
 		}
 	})
 }
+
+func TestDistributionExported(t *testing.T) {
+	p := Params{Temperature: 1, TopK: 2, TopP: 1, SampleCount: 1}
+	got, err := Distribution([]float32{0, 1, 1, -1}, p)
+	if err != nil || !slices.Equal(got, []float64{0, 0.5, 0.5, 0}) {
+		t.Fatalf("Distribution = %v, %v", got, err)
+	}
+	p.Temperature = 0
+	if _, err := Distribution([]float32{0}, p); !errors.Is(err, infer.ErrInvalid) {
+		t.Fatalf("invalid params: err = %v", err)
+	}
+}

@@ -246,20 +246,29 @@ func checkSafetensorsFile(path string) error {
 	if err != nil {
 		return err
 	}
-	size := st.Size()
+	return checkSafetensorsHeader(f, st.Size())
+}
+
+// checkSafetensorsHeader reads the length and header of a safetensors file of
+// size bytes from r and checks them as ParseSafetensors would, without
+// reading the data: it fails exactly when ParseSafetensors would.
+func checkSafetensorsHeader(r io.Reader, size int64) error {
 	var lb [8]byte
-	if _, err := io.ReadFull(f, lb[:]); err != nil {
+	if size < 8 {
 		return malformed("file too short (%d bytes)", size)
+	}
+	if _, err := io.ReadFull(r, lb[:]); err != nil {
+		return fmt.Errorf("read header length: %w", err)
 	}
 	n := binary.LittleEndian.Uint64(lb[:])
 	if n > MaxHeaderBytes || n > uint64(size-8) {
 		return malformed("header length %d out of range for a %d-byte file", n, size)
 	}
 	h := make([]byte, n)
-	if _, err := io.ReadFull(f, h); err != nil {
+	if _, err := io.ReadFull(r, h); err != nil {
 		return fmt.Errorf("read header: %w", err)
 	}
-	_, _, err = parseHeader(h, size-8-int64(n))
+	_, _, err := parseHeader(h, size-8-int64(n))
 	return err
 }
 

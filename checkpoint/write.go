@@ -1,7 +1,6 @@
 package checkpoint
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
@@ -45,34 +44,40 @@ func WriteSafetensors(w io.Writer, tensors []*Tensor, metadata map[string]string
 		metadata = DefaultMetadata()
 	}
 	hdr := encodeHeader(sorted, metadata)
-	bw := bufio.NewWriterSize(w, 1<<16)
-	var lb [8]byte
-	binary.LittleEndian.PutUint64(lb[:], uint64(len(hdr)))
-	if _, err := bw.Write(lb[:]); err != nil {
+	buf := make([]byte, 8, 1<<16)
+	binary.LittleEndian.PutUint64(buf, uint64(len(hdr)))
+	if _, err := w.Write(append(buf, hdr...)); err != nil {
 		return err
 	}
-	if _, err := bw.Write(hdr); err != nil {
-		return err
-	}
-	var b [8]byte
+	// Encode the data in chunks of up to 64 KiB.
 	for _, t := range sorted {
 		if t.DType == "I64" {
-			for _, v := range t.I64 {
-				binary.LittleEndian.PutUint64(b[:], uint64(v))
-				if _, err := bw.Write(b[:8]); err != nil {
+			for v := t.I64; len(v) > 0; {
+				n := min(len(v), cap(buf)/8)
+				buf = buf[:8*n]
+				for i, x := range v[:n] {
+					binary.LittleEndian.PutUint64(buf[8*i:], uint64(x))
+				}
+				if _, err := w.Write(buf); err != nil {
 					return err
 				}
+				v = v[n:]
 			}
 			continue
 		}
-		for _, v := range t.F32 {
-			binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
-			if _, err := bw.Write(b[:4]); err != nil {
+		for v := t.F32; len(v) > 0; {
+			n := min(len(v), cap(buf)/4)
+			buf = buf[:4*n]
+			for i, x := range v[:n] {
+				binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(x))
+			}
+			if _, err := w.Write(buf); err != nil {
 				return err
 			}
+			v = v[n:]
 		}
 	}
-	return bw.Flush()
+	return nil
 }
 
 // checkTensors validates the tensors and returns them sorted by name.

@@ -7,11 +7,15 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kronos-gateway/kronos-gateway/forecast"
 	"github.com/kronos-gateway/kronos-gateway/internal/infer"
 	"github.com/kronos-gateway/kronos-gateway/internal/onnxlocal"
+	"github.com/kronos-gateway/kronos-gateway/preprocess"
 )
 
 // The vector sets carried in the repository.
@@ -265,13 +269,7 @@ func FuzzCase(f *testing.F) {
 // TestEmbedded is the end-to-end conformance test: export, embedded ONNX
 // Runtime backend, Predict, every field. It needs the ONNX Runtime library.
 func TestEmbedded(t *testing.T) {
-	lib := os.Getenv(onnxlocal.LibPathEnv)
-	if lib == "" {
-		lib, _ = filepath.Abs(filepath.Join("..", onnxlocal.DefaultLibPath))
-		if _, err := os.Stat(lib); err != nil {
-			t.Skipf("no ONNX Runtime library: run `make ort` or set %s", onnxlocal.LibPathEnv)
-		}
-	}
+	lib := ortLib(t)
 	for _, dir := range sets {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			var out bytes.Buffer
@@ -285,5 +283,78 @@ func TestEmbedded(t *testing.T) {
 			}
 			t.Logf("%s: %v", dir, sum)
 		})
+	}
+}
+
+// ortLib returns the ONNX Runtime library for tests ($KRONOS_ORT_LIB, else
+// the one `make ort` extracts) or skips the test.
+func ortLib(t *testing.T) string {
+	t.Helper()
+	lib := os.Getenv(onnxlocal.LibPathEnv)
+	if lib == "" {
+		lib, _ = filepath.Abs(filepath.Join("..", onnxlocal.DefaultLibPath))
+		if _, err := os.Stat(lib); err != nil {
+			t.Skipf("no ONNX Runtime library: run `make ort` or set %s", onnxlocal.LibPathEnv)
+		}
+	}
+	return lib
+}
+
+// TestEmbeddedSeeded checks, on kronos-nano and the embedded backend, the
+// sampling guarantees forecast documents: with a seed, the same request gives
+// bit-identical paths, and batching the job with another one (other lengths,
+// other parameters, other row indices) does not change them either.
+func TestEmbeddedSeeded(t *testing.T) {
+	dir := sets[1]
+	ix, err := LoadIndex(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := &backendPool{r: &Runner{LibPath: ortLib(t), IntraOpThreads: 1}, dir: dir, ix: ix}
+	defer pool.close()
+	be, err := pool.get(context.Background(), "kronos-nano", 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadCase(dir, ix.Cases[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := func(l, p int, params forecast.Params) forecast.Job {
+		se := c.Series[0]
+		cs, err := candles(c.Columns, se.InputRows[:l])
+		if err != nil {
+			t.Fatal(err)
+		}
+		xt, err := parseTimes(se.XTimestamps[:l])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var yt []time.Time
+		for i := range p {
+			yt = append(yt, xt[l-1].Add(time.Duration(i+1)*5*time.Minute))
+		}
+		return forecast.Job{X: preprocess.Fill(cs, true, true), XTime: xt, YTime: yt, Params: params, ReturnPaths: true}
+	}
+	a := job(150, 16, forecast.Params{Temperature: 1, TopP: 0.9, SampleCount: 3, Seed: 7})
+	b := job(100, 24, forecast.Params{Temperature: 0.7, TopK: 20, TopP: 1, SampleCount: 2, Seed: 1})
+	f := &forecast.Forecaster{Backend: be}
+	predict := func(jobs ...forecast.Job) []forecast.Result {
+		res, err := f.Predict(context.Background(), jobs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	alone := predict(a)
+	if again := predict(a); !slices.Equal(alone[0].Paths, again[0].Paths) {
+		t.Fatal("the same seeded request gave different paths")
+	}
+	if batched := predict(b, a); !slices.Equal(alone[0].Paths, batched[1].Paths) || !slices.Equal(alone[0].Mean, batched[1].Mean) {
+		t.Fatal("batching changed a seeded job's paths")
+	}
+	a.Params.Seed = 8
+	if other := predict(a); slices.Equal(alone[0].Paths, other[0].Paths) {
+		t.Fatal("seeds 7 and 8 gave identical paths")
 	}
 }

@@ -91,3 +91,25 @@ func BenchmarkSmallEncoder400(b *testing.B) {
 		s.run(b, in)
 	}
 }
+
+// BenchmarkSmallForecast400x120 is the predictor work of one greedy
+// forecast at Kronos-small size: a prefill of 400 tokens, then 120 step and
+// s2 calls over a cache of capacity 520 (cache bookkeeping excluded).
+func BenchmarkSmallForecast400x120(b *testing.B) {
+	m := smallModel(b)
+	prefill := benchSession(b, m, graphs.Prefill)
+	step := benchSession(b, m, graphs.Step)
+	s2 := benchSession(b, m, graphs.S2)
+	pin := prefillInputs([]window{syntheticWindow(400)}, 0)
+	cache := newCache(m, 1, 520)
+	hidden := make([]float32, m.PredCfg.DModel)
+	b.ResetTimer()
+	for range b.N {
+		prefill.run(b, pin)
+		for i := range 120 {
+			pos := int64(400 + i)
+			step.run(b, cache.stepInputs([]int64{5}, []int64{7}, []int64{0, 10, 2, 3, 6}, []int64{pos}))
+			s2.run(b, cache.s2Inputs([]int64{5}, hidden, []int64{pos + 1}))
+		}
+	}
+}

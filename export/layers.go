@@ -145,8 +145,8 @@ type attnCfg struct {
 func (a attnCfg) hd() int { return a.d / a.nHeads }
 
 // causalAttention is multi-head self-attention over a whole sequence x [B,
-// T, d] with RoPE at positions 0..T-1 and the causal mask [T, T] (true where
-// attending is allowed). It returns the out_proj output [B, T, d] and the
+// T, d] with RoPE at positions 0..T-1 and the additive causal mask [T, T] (0
+// where attending is allowed, -inf elsewhere). It returns the out_proj output [B, T, d] and the
 // rotated keys and the values, both [B, H, T, hd].
 func (g *graph) causalAttention(w *weights, x string, a attnCfg, pos, mask string, ropes map[string]rope) (out, key, value string) {
 	defer g.in("attn")()
@@ -158,7 +158,7 @@ func (g *graph) causalAttention(w *weights, x string, a attnCfg, pos, mask strin
 	q = g.op("Mul", nil, g.applyRope(q, r), g.scalarF32(float32(1/math.Sqrt(float64(hd)))))
 	k = g.applyRope(k, r)
 	kt := g.op("Transpose", attrs(attrInts("perm", 0, 1, 3, 2)), k)
-	scores := g.op("Where", nil, mask, g.op("MatMul", nil, q, kt), g.scalarF32(float32(math.Inf(-1))))
+	scores := g.op("Add", nil, g.op("MatMul", nil, q, kt), mask)
 	probs := g.op("Softmax", attrs(attrInt("axis", -1)), scores)
 	o := g.op("MatMul", nil, probs, v)
 	o = g.op("Transpose", attrs(attrInts("perm", 0, 2, 1, 3)), o)
@@ -176,7 +176,10 @@ func (g *graph) block(w *weights, x, prefix string, d, ff int, attn func(h strin
 }
 
 // sequence holds what the whole-sequence graphs (encoder, decoder, prefill)
-// share across layers: positions 0..T-1 and the causal mask.
+// share across layers: positions 0..T-1 and the additive causal mask [T, T]
+// (0 for j <= i, -inf above the diagonal). Adding a mask is much cheaper in
+// ONNX Runtime than a broadcasting Where over [B, H, T, T]; every row keeps
+// its finite diagonal, so the softmax is well defined.
 type sequence struct {
 	pos, mask string
 	ropes     map[string]rope
@@ -190,5 +193,6 @@ func (g *graph) newSequence(ids string) sequence {
 	pos := g.op("Range", nil, g.scalarI64(0), t, g.scalarI64(1))
 	row := g.op("Unsqueeze", nil, pos, g.ints(1)) // i, [T, 1]
 	col := g.op("Unsqueeze", nil, pos, g.ints(0)) // j, [1, T]
-	return sequence{pos: pos, mask: g.op("LessOrEqual", nil, col, row), ropes: map[string]rope{}}
+	mask := g.op("Where", nil, g.op("LessOrEqual", nil, col, row), g.scalarF32(0), g.scalarF32(float32(math.Inf(-1))))
+	return sequence{pos: pos, mask: mask, ropes: map[string]rope{}}
 }

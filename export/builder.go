@@ -15,9 +15,8 @@ import (
 
 // Element types of graph inputs, outputs and initializers.
 const (
-	f32T  = onnxpb.TensorProto_FLOAT
-	i64T  = onnxpb.TensorProto_INT64
-	boolT = onnxpb.TensorProto_BOOL
+	f32T = onnxpb.TensorProto_FLOAT
+	i64T = onnxpb.TensorProto_INT64
 )
 
 // dim is one axis of a declared input or output shape: a fixed size, or a
@@ -217,17 +216,6 @@ func (g *graph) initI64(name string, shape []int, data []int64) string {
 		binary.LittleEndian.PutUint64(raw[8*i:], uint64(v))
 	}
 	return g.addInit(name, shape, i64T, raw)
-}
-
-// initBool adds a bool initializer.
-func (g *graph) initBool(name string, shape []int, data []bool) string {
-	raw := make([]byte, len(data))
-	for i, v := range data {
-		if v {
-			raw[i] = 1
-		}
-	}
-	return g.addInit(name, shape, boolT, raw)
 }
 
 func (g *graph) addInit(name string, shape []int, t onnxpb.TensorProto_DataType, raw []byte) string {

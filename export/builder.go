@@ -36,9 +36,9 @@ func (d dim) isDynamic() bool { return d.param != "" }
 // and every name is derived from a counter and the current scope, so the
 // same sequence of calls always produces the same bytes.
 //
-// Errors are sticky: the first failure is kept in err and later calls are
-// no-ops returning placeholder names, so graph code reads straight through
-// and checks g.err once.
+// Errors are sticky: the first failure is kept in err, later calls go on
+// building a graph that is then discarded, so graph code reads straight
+// through and checks g.err once (model refuses to wrap a failed graph).
 type graph struct {
 	name    string
 	nodes   []*onnxpb.NodeProto

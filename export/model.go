@@ -30,10 +30,10 @@ const (
 // Model is a tokenizer + predictor pair whose graphs can be exported.
 // Build one with NewModel; a Model is not safe for concurrent use.
 type Model struct {
-	Tokenizer *checkpoint.Checkpoint
-	Predictor *checkpoint.Checkpoint
-	TokCfg    graphs.TokenizerConfig
-	PredCfg   graphs.PredictorConfig
+	Tokenizer *checkpoint.Checkpoint // KronosTokenizer weights (encoder, decoder)
+	Predictor *checkpoint.Checkpoint // Kronos weights (prefill, step, s2)
+	TokCfg    graphs.TokenizerConfig // parsed tokenizer config.json
+	PredCfg   graphs.PredictorConfig // parsed predictor config.json
 
 	// Folded embedding tables, computed on first use and shared by the
 	// prefill and step graphs.

@@ -1,0 +1,432 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Options is the whole configuration of the gateway. Every field names the
+// KRONOS_* environment variable that sets it and its default (NewOptions).
+// The zero Options is not valid; start from NewOptions.
+type Options struct {
+	// Server.
+
+	// Host is the listen address (KRONOS_HOST, default "0.0.0.0").
+	Host string
+	// Port is the listen port (KRONOS_PORT, default 8000). 0 picks a free
+	// port (tests); the address actually bound is logged.
+	Port int
+
+	// Model.
+
+	// ModelRepository is the Triton-style model repository the embedded
+	// backend loads from (KRONOS_MODEL_REPOSITORY, default
+	// "model_repository").
+	ModelRepository string
+	// Model is the model name in the repository (KRONOS_MODEL, default
+	// "kronos-nano").
+	Model string
+	// ModelVersion is the repository version to serve (KRONOS_MODEL_VERSION,
+	// default "": the highest version present).
+	ModelVersion string
+	// ORTLib is the path of the ONNX Runtime shared library (KRONOS_ORT_LIB,
+	// default "": the embedded backend's own lookup).
+	ORTLib string
+	// IntraOpThreads is ONNX Runtime's intra-op thread count
+	// (KRONOS_INTRA_OP_THREADS, default 0: the embedded backend's default,
+	// one per CPU).
+	IntraOpThreads int
+	// MaxContext caps the number of candles that condition a forecast
+	// (KRONOS_MAX_CONTEXT, default 0: the model's own max_context). Longer
+	// inputs keep their last MaxContext candles, and only those are
+	// normalised.
+	MaxContext int
+
+	// Sampling defaults, used when a request leaves an override out or null.
+
+	// DefaultTemperature (KRONOS_DEFAULT_TEMPERATURE, default 1.0), > 0.
+	DefaultTemperature float64
+	// DefaultTopK (KRONOS_DEFAULT_TOP_K, default 0 = top-k disabled), >= 0.
+	DefaultTopK int
+	// DefaultTopP (KRONOS_DEFAULT_TOP_P, default 0.9), in (0, 1].
+	DefaultTopP float64
+	// DefaultSampleCount (KRONOS_DEFAULT_SAMPLE_COUNT, default 1), in
+	// [1, MaxSampleCount].
+	DefaultSampleCount int
+
+	// Limits. A request over a limit gets 422 naming the field, except the
+	// body size (413).
+
+	// MaxCandles is the most candles one series may carry
+	// (KRONOS_MAX_CANDLES, default 2048).
+	MaxCandles int
+	// MaxPredictionSteps is the most prediction timestamps one series may
+	// carry (KRONOS_MAX_PREDICTION_STEPS, default 512).
+	MaxPredictionSteps int
+	// MaxSampleCount is the largest sample_count accepted
+	// (KRONOS_MAX_SAMPLE_COUNT, default 32).
+	MaxSampleCount int
+	// MaxBatchItems is the most items of one batch request
+	// (KRONOS_MAX_BATCH_ITEMS, default 64; reserved for /v1/predict/batch).
+	MaxBatchItems int
+	// MaxBodyBytes is the largest request body (KRONOS_MAX_BODY_BYTES,
+	// default 10 MiB). Accepts a byte count or a size with a unit: "10MiB",
+	// "512KiB", "1GiB" (K/M/G, KB/MB/GB and KiB/MiB/GiB all mean powers of
+	// 1024).
+	MaxBodyBytes int64
+
+	// Timeouts. Durations accept Go syntax ("30s", "1m30s") or plain
+	// seconds as the seed did ("30", "2.5").
+
+	// InferenceTimeout bounds the forecast of one request: every backend
+	// call runs under a context with this deadline, so a stuck backend is
+	// cancelled, not abandoned (KRONOS_INFERENCE_TIMEOUT, default 30s).
+	InferenceTimeout time.Duration
+	// RequestTimeout bounds a whole request: reading the body, decoding,
+	// validation and inference (KRONOS_REQUEST_TIMEOUT, default 60s). It
+	// must be at least InferenceTimeout.
+	RequestTimeout time.Duration
+	// StartupTimeout bounds loading the model at start
+	// (KRONOS_STARTUP_TIMEOUT, default 120s).
+	StartupTimeout time.Duration
+	// ShutdownTimeout bounds the graceful shutdown: in-flight requests get
+	// this long to finish after SIGTERM (KRONOS_SHUTDOWN_TIMEOUT, default
+	// 25s, below the usual 30s container stop grace period).
+	ShutdownTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long
+	// (KRONOS_IDLE_TIMEOUT, default 120s).
+	IdleTimeout time.Duration
+
+	// LogLevel is debug, info, warn (or warning) or error; critical is
+	// accepted as error for the seed's sake (KRONOS_LOG_LEVEL, default
+	// info, case-insensitive).
+	LogLevel string
+}
+
+// NewOptions returns the defaults.
+func NewOptions() Options {
+	return Options{
+		Host:               "0.0.0.0",
+		Port:               8000,
+		ModelRepository:    "model_repository",
+		Model:              "kronos-nano",
+		DefaultTemperature: 1.0,
+		DefaultTopK:        0,
+		DefaultTopP:        0.9,
+		DefaultSampleCount: 1,
+		MaxCandles:         2048,
+		MaxPredictionSteps: 512,
+		MaxSampleCount:     32,
+		MaxBatchItems:      64,
+		MaxBodyBytes:       10 << 20,
+		InferenceTimeout:   30 * time.Second,
+		RequestTimeout:     60 * time.Second,
+		StartupTimeout:     120 * time.Second,
+		ShutdownTimeout:    25 * time.Second,
+		IdleTimeout:        120 * time.Second,
+		LogLevel:           "info",
+	}
+}
+
+// setting binds one environment variable to one field: parse sets the field
+// from a value, show prints it for AsMap.
+type setting struct {
+	env   string
+	parse func(o *Options, v string) error
+	show  func(o *Options) string
+}
+
+func stringSetting(env string, f func(*Options) *string) setting {
+	return setting{env,
+		func(o *Options, v string) error { *f(o) = v; return nil },
+		func(o *Options) string { return *f(o) }}
+}
+
+func intSetting(env string, f func(*Options) *int) setting {
+	return setting{env,
+		func(o *Options, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%q is not an integer", v)
+			}
+			*f(o) = n
+			return nil
+		},
+		func(o *Options) string { return strconv.Itoa(*f(o)) }}
+}
+
+func floatSetting(env string, f func(*Options) *float64) setting {
+	return setting{env,
+		func(o *Options, v string) error {
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+				return fmt.Errorf("%q is not a finite number", v)
+			}
+			*f(o) = x
+			return nil
+		},
+		func(o *Options) string { return strconv.FormatFloat(*f(o), 'g', -1, 64) }}
+}
+
+func durationSetting(env string, f func(*Options) *time.Duration) setting {
+	return setting{env,
+		func(o *Options, v string) error {
+			d, err := parseDuration(v)
+			if err != nil {
+				return err
+			}
+			*f(o) = d
+			return nil
+		},
+		func(o *Options) string { return f(o).String() }}
+}
+
+// settings lists every variable FromEnv reads, in the order of Options.
+var settings = []setting{
+	stringSetting("KRONOS_HOST", func(o *Options) *string { return &o.Host }),
+	intSetting("KRONOS_PORT", func(o *Options) *int { return &o.Port }),
+	stringSetting("KRONOS_MODEL_REPOSITORY", func(o *Options) *string { return &o.ModelRepository }),
+	stringSetting("KRONOS_MODEL", func(o *Options) *string { return &o.Model }),
+	stringSetting("KRONOS_MODEL_VERSION", func(o *Options) *string { return &o.ModelVersion }),
+	stringSetting("KRONOS_ORT_LIB", func(o *Options) *string { return &o.ORTLib }),
+	intSetting("KRONOS_INTRA_OP_THREADS", func(o *Options) *int { return &o.IntraOpThreads }),
+	intSetting("KRONOS_MAX_CONTEXT", func(o *Options) *int { return &o.MaxContext }),
+	floatSetting("KRONOS_DEFAULT_TEMPERATURE", func(o *Options) *float64 { return &o.DefaultTemperature }),
+	intSetting("KRONOS_DEFAULT_TOP_K", func(o *Options) *int { return &o.DefaultTopK }),
+	floatSetting("KRONOS_DEFAULT_TOP_P", func(o *Options) *float64 { return &o.DefaultTopP }),
+	intSetting("KRONOS_DEFAULT_SAMPLE_COUNT", func(o *Options) *int { return &o.DefaultSampleCount }),
+	intSetting("KRONOS_MAX_CANDLES", func(o *Options) *int { return &o.MaxCandles }),
+	intSetting("KRONOS_MAX_PREDICTION_STEPS", func(o *Options) *int { return &o.MaxPredictionSteps }),
+	intSetting("KRONOS_MAX_SAMPLE_COUNT", func(o *Options) *int { return &o.MaxSampleCount }),
+	intSetting("KRONOS_MAX_BATCH_ITEMS", func(o *Options) *int { return &o.MaxBatchItems }),
+	{"KRONOS_MAX_BODY_BYTES",
+		func(o *Options, v string) error {
+			n, err := parseBytes(v)
+			if err != nil {
+				return err
+			}
+			o.MaxBodyBytes = n
+			return nil
+		},
+		func(o *Options) string { return strconv.FormatInt(o.MaxBodyBytes, 10) }},
+	durationSetting("KRONOS_INFERENCE_TIMEOUT", func(o *Options) *time.Duration { return &o.InferenceTimeout }),
+	durationSetting("KRONOS_REQUEST_TIMEOUT", func(o *Options) *time.Duration { return &o.RequestTimeout }),
+	durationSetting("KRONOS_STARTUP_TIMEOUT", func(o *Options) *time.Duration { return &o.StartupTimeout }),
+	durationSetting("KRONOS_SHUTDOWN_TIMEOUT", func(o *Options) *time.Duration { return &o.ShutdownTimeout }),
+	durationSetting("KRONOS_IDLE_TIMEOUT", func(o *Options) *time.Duration { return &o.IdleTimeout }),
+	stringSetting("KRONOS_LOG_LEVEL", func(o *Options) *string { return &o.LogLevel }),
+}
+
+// FromEnv returns NewOptions overridden by the KRONOS_* variables that
+// lookup finds (os.LookupEnv in main), then validated. A variable that is
+// set but empty or blank counts as unset. Every unparsable or out-of-range
+// value is reported, each error naming its variable; nothing is silently
+// replaced by a default.
+func FromEnv(lookup func(string) (string, bool)) (Options, error) {
+	o := NewOptions()
+	var errs []error
+	for _, s := range settings {
+		v, ok := lookup(s.env)
+		v = strings.TrimSpace(v)
+		if !ok || v == "" {
+			continue
+		}
+		if err := s.parse(&o, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.env, err))
+		}
+	}
+	if len(errs) > 0 {
+		return o, errors.Join(errs...)
+	}
+	return o, o.Validate()
+}
+
+// UnknownEnv returns the KRONOS_* names in environ ("KEY=value" entries, as
+// from os.Environ) that FromEnv does not read, sorted: most likely typos or
+// settings of the seed service that this gateway does not have. main logs
+// them as a warning.
+func UnknownEnv(environ []string) []string {
+	known := make(map[string]bool, len(settings))
+	for _, s := range settings {
+		known[s.env] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "KRONOS_") && !known[k] {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Validate checks every setting and returns all problems found, each naming
+// its environment variable.
+func (o Options) Validate() error {
+	var errs []error
+	bad := func(env, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{env}, args...)...))
+	}
+	if o.Host != "" && net.ParseIP(o.Host) == nil && !validHostname(o.Host) {
+		bad("KRONOS_HOST", "%q is neither an IP address nor a host name", o.Host)
+	}
+	if o.Port < 0 || o.Port > 65535 {
+		bad("KRONOS_PORT", "must be in [0, 65535], got %d", o.Port)
+	}
+	if o.ModelRepository == "" {
+		bad("KRONOS_MODEL_REPOSITORY", "must not be empty")
+	}
+	if o.Model == "" {
+		bad("KRONOS_MODEL", "must not be empty")
+	}
+	if o.IntraOpThreads < 0 {
+		bad("KRONOS_INTRA_OP_THREADS", "must be >= 0 (0 = ONNX Runtime default), got %d", o.IntraOpThreads)
+	}
+	if o.MaxContext < 0 {
+		bad("KRONOS_MAX_CONTEXT", "must be >= 0 (0 = the model's max_context), got %d", o.MaxContext)
+	}
+	if !(o.DefaultTemperature > 0) || math.IsInf(o.DefaultTemperature, 0) {
+		bad("KRONOS_DEFAULT_TEMPERATURE", "must be a finite number > 0, got %v", o.DefaultTemperature)
+	}
+	if o.DefaultTopK < 0 {
+		bad("KRONOS_DEFAULT_TOP_K", "must be >= 0 (0 disables top-k), got %d", o.DefaultTopK)
+	}
+	if !(o.DefaultTopP > 0 && o.DefaultTopP <= 1) {
+		bad("KRONOS_DEFAULT_TOP_P", "must be in (0, 1], got %v", o.DefaultTopP)
+	}
+	positive := []struct {
+		env string
+		v   int
+	}{
+		{"KRONOS_MAX_CANDLES", o.MaxCandles},
+		{"KRONOS_MAX_PREDICTION_STEPS", o.MaxPredictionSteps},
+		{"KRONOS_MAX_SAMPLE_COUNT", o.MaxSampleCount},
+		{"KRONOS_MAX_BATCH_ITEMS", o.MaxBatchItems},
+	}
+	for _, p := range positive {
+		if p.v < 1 {
+			bad(p.env, "must be >= 1, got %d", p.v)
+		}
+	}
+	if o.DefaultSampleCount < 1 || (o.MaxSampleCount >= 1 && o.DefaultSampleCount > o.MaxSampleCount) {
+		bad("KRONOS_DEFAULT_SAMPLE_COUNT", "must be in [1, KRONOS_MAX_SAMPLE_COUNT=%d], got %d",
+			o.MaxSampleCount, o.DefaultSampleCount)
+	}
+	if o.MaxBodyBytes < 1 || o.MaxBodyBytes > math.MaxInt32 {
+		bad("KRONOS_MAX_BODY_BYTES", "must be in [1, %d], got %d", math.MaxInt32, o.MaxBodyBytes)
+	}
+	durations := []struct {
+		env string
+		v   time.Duration
+	}{
+		{"KRONOS_INFERENCE_TIMEOUT", o.InferenceTimeout},
+		{"KRONOS_REQUEST_TIMEOUT", o.RequestTimeout},
+		{"KRONOS_STARTUP_TIMEOUT", o.StartupTimeout},
+		{"KRONOS_SHUTDOWN_TIMEOUT", o.ShutdownTimeout},
+		{"KRONOS_IDLE_TIMEOUT", o.IdleTimeout},
+	}
+	for _, d := range durations {
+		if d.v <= 0 {
+			bad(d.env, "must be > 0, got %v", d.v)
+		}
+	}
+	if o.InferenceTimeout > 0 && o.RequestTimeout > 0 && o.InferenceTimeout > o.RequestTimeout {
+		bad("KRONOS_INFERENCE_TIMEOUT", "%v exceeds KRONOS_REQUEST_TIMEOUT %v", o.InferenceTimeout, o.RequestTimeout)
+	}
+	if _, err := parseLevel(o.LogLevel); err != nil {
+		bad("KRONOS_LOG_LEVEL", "%v", err)
+	}
+	return errors.Join(errs...)
+}
+
+// AsMap returns the effective configuration keyed by environment variable,
+// for logging once at start. It holds no secrets.
+func (o Options) AsMap() map[string]string {
+	m := make(map[string]string, len(settings))
+	for _, s := range settings {
+		m[s.env] = s.show(&o)
+	}
+	return m
+}
+
+// addr is the host:port the server listens on.
+func (o Options) addr() string {
+	return net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
+}
+
+// parseDuration accepts Go duration syntax or a plain number of seconds.
+func parseDuration(v string) (time.Duration, error) {
+	if d, err := time.ParseDuration(v); err == nil {
+		return d, nil
+	}
+	s, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(s) || math.IsInf(s, 0) || math.Abs(s) > math.MaxInt64/float64(time.Second) {
+		return 0, fmt.Errorf("%q is not a duration (use Go syntax like \"30s\" or plain seconds like \"30\")", v)
+	}
+	return time.Duration(s * float64(time.Second)), nil
+}
+
+// parseBytes accepts a byte count with an optional binary unit.
+func parseBytes(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{
+		{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30},
+		{"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1},
+	}
+	num, mult := strings.ToUpper(v), int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is not a size (use bytes like \"10485760\" or a unit like \"10MiB\")", v)
+	}
+	return n * mult, nil
+}
+
+// parseLevel maps KRONOS_LOG_LEVEL to a slog level.
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error", "critical":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("%q is not one of debug, info, warn, error", s)
+}
+
+// validHostname reports whether h looks like a DNS name.
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,169 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+func TestNewOptionsDefaults(t *testing.T) {
+	o := NewOptions()
+	require.NoError(t, o.Validate())
+	require.Equal(t, "0.0.0.0:8000", o.addr())
+	want := map[string]string{
+		"KRONOS_HOST": "0.0.0.0", "KRONOS_PORT": "8000", "KRONOS_MODEL_REPOSITORY": "model_repository",
+		"KRONOS_MODEL": "kronos-nano", "KRONOS_MODEL_VERSION": "", "KRONOS_ORT_LIB": "",
+		"KRONOS_INTRA_OP_THREADS": "0", "KRONOS_MAX_CONTEXT": "0",
+		"KRONOS_DEFAULT_TEMPERATURE": "1", "KRONOS_DEFAULT_TOP_K": "0", "KRONOS_DEFAULT_TOP_P": "0.9",
+		"KRONOS_DEFAULT_SAMPLE_COUNT": "1", "KRONOS_MAX_CANDLES": "2048", "KRONOS_MAX_PREDICTION_STEPS": "512",
+		"KRONOS_MAX_SAMPLE_COUNT": "32", "KRONOS_MAX_BATCH_ITEMS": "64", "KRONOS_MAX_BODY_BYTES": "10485760",
+		"KRONOS_INFERENCE_TIMEOUT": "30s", "KRONOS_REQUEST_TIMEOUT": "1m0s", "KRONOS_STARTUP_TIMEOUT": "2m0s",
+		"KRONOS_SHUTDOWN_TIMEOUT": "25s", "KRONOS_IDLE_TIMEOUT": "2m0s", "KRONOS_LOG_LEVEL": "info",
+	}
+	require.Equal(t, want, o.AsMap())
+
+	fromEmpty, err := FromEnv(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, o, fromEmpty)
+}
+
+func TestFromEnv(t *testing.T) {
+	cases := []struct {
+		name  string
+		env   map[string]string
+		check func(t *testing.T, o Options)
+	}{
+		{"strings", map[string]string{"KRONOS_HOST": "127.0.0.1", "KRONOS_MODEL": "kronos-small",
+			"KRONOS_MODEL_VERSION": "3", "KRONOS_ORT_LIB": "/opt/ort.so", "KRONOS_MODEL_REPOSITORY": "/models"},
+			func(t *testing.T, o Options) {
+				require.Equal(t, "127.0.0.1", o.Host)
+				require.Equal(t, "kronos-small", o.Model)
+				require.Equal(t, "3", o.ModelVersion)
+				require.Equal(t, "/opt/ort.so", o.ORTLib)
+				require.Equal(t, "/models", o.ModelRepository)
+			}},
+		{"numbers", map[string]string{"KRONOS_PORT": "9000", "KRONOS_MAX_CONTEXT": "256", "KRONOS_INTRA_OP_THREADS": "2",
+			"KRONOS_DEFAULT_TEMPERATURE": "0.7", "KRONOS_DEFAULT_TOP_K": "5", "KRONOS_DEFAULT_TOP_P": "1",
+			"KRONOS_DEFAULT_SAMPLE_COUNT": "4", "KRONOS_MAX_CANDLES": "512", "KRONOS_MAX_PREDICTION_STEPS": "64",
+			"KRONOS_MAX_SAMPLE_COUNT": "8", "KRONOS_MAX_BATCH_ITEMS": "4"},
+			func(t *testing.T, o Options) {
+				require.Equal(t, 9000, o.Port)
+				require.Equal(t, 256, o.MaxContext)
+				require.Equal(t, 2, o.IntraOpThreads)
+				require.Equal(t, 0.7, o.DefaultTemperature)
+				require.Equal(t, 5, o.DefaultTopK)
+				require.Equal(t, 1.0, o.DefaultTopP)
+				require.Equal(t, 4, o.DefaultSampleCount)
+				require.Equal(t, 512, o.MaxCandles)
+				require.Equal(t, 64, o.MaxPredictionSteps)
+				require.Equal(t, 8, o.MaxSampleCount)
+				require.Equal(t, 4, o.MaxBatchItems)
+			}},
+		{"durations: Go syntax and plain seconds", map[string]string{"KRONOS_INFERENCE_TIMEOUT": "30",
+			"KRONOS_REQUEST_TIMEOUT": "1m30s", "KRONOS_STARTUP_TIMEOUT": "2.5", "KRONOS_SHUTDOWN_TIMEOUT": "500ms",
+			"KRONOS_IDLE_TIMEOUT": " 10 "},
+			func(t *testing.T, o Options) {
+				require.Equal(t, 30*time.Second, o.InferenceTimeout)
+				require.Equal(t, 90*time.Second, o.RequestTimeout)
+				require.Equal(t, 2500*time.Millisecond, o.StartupTimeout)
+				require.Equal(t, 500*time.Millisecond, o.ShutdownTimeout)
+				require.Equal(t, 10*time.Second, o.IdleTimeout)
+			}},
+		{"sizes", map[string]string{"KRONOS_MAX_BODY_BYTES": "20MiB"},
+			func(t *testing.T, o Options) { require.Equal(t, int64(20<<20), o.MaxBodyBytes) }},
+		{"sizes in bytes", map[string]string{"KRONOS_MAX_BODY_BYTES": "1048576"},
+			func(t *testing.T, o Options) { require.Equal(t, int64(1<<20), o.MaxBodyBytes) }},
+		{"sizes with K", map[string]string{"KRONOS_MAX_BODY_BYTES": "512k"},
+			func(t *testing.T, o Options) { require.Equal(t, int64(512<<10), o.MaxBodyBytes) }},
+		{"log level upper case and seed's names", map[string]string{"KRONOS_LOG_LEVEL": "WARNING"},
+			func(t *testing.T, o Options) { require.Equal(t, "WARNING", o.LogLevel) }},
+		{"empty means unset", map[string]string{"KRONOS_PORT": "", "KRONOS_MODEL": "  "},
+			func(t *testing.T, o Options) {
+				require.Equal(t, 8000, o.Port)
+				require.Equal(t, "kronos-nano", o.Model)
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := FromEnv(env(tc.env))
+			require.NoError(t, err)
+			tc.check(t, o)
+		})
+	}
+}
+
+// TestFromEnvErrors checks that every bad value is an error naming its
+// variable.
+func TestFromEnvErrors(t *testing.T) {
+	cases := []struct {
+		env     map[string]string
+		mention []string
+	}{
+		{map[string]string{"KRONOS_PORT": "http"}, []string{"KRONOS_PORT", `"http"`}},
+		{map[string]string{"KRONOS_PORT": "70000"}, []string{"KRONOS_PORT"}},
+		{map[string]string{"KRONOS_HOST": "not a host!"}, []string{"KRONOS_HOST"}},
+		{map[string]string{"KRONOS_MODEL_REPOSITORY": ""}, nil}, // empty = default, fine
+		{map[string]string{"KRONOS_INFERENCE_TIMEOUT": "soon"}, []string{"KRONOS_INFERENCE_TIMEOUT", `"soon"`}},
+		{map[string]string{"KRONOS_INFERENCE_TIMEOUT": "0"}, []string{"KRONOS_INFERENCE_TIMEOUT", "> 0"}},
+		{map[string]string{"KRONOS_REQUEST_TIMEOUT": "-5s"}, []string{"KRONOS_REQUEST_TIMEOUT"}},
+		{map[string]string{"KRONOS_INFERENCE_TIMEOUT": "90", "KRONOS_REQUEST_TIMEOUT": "60"},
+			[]string{"KRONOS_INFERENCE_TIMEOUT", "KRONOS_REQUEST_TIMEOUT"}},
+		{map[string]string{"KRONOS_STARTUP_TIMEOUT": "1e300"}, []string{"KRONOS_STARTUP_TIMEOUT"}},
+		{map[string]string{"KRONOS_DEFAULT_TEMPERATURE": "0"}, []string{"KRONOS_DEFAULT_TEMPERATURE"}},
+		{map[string]string{"KRONOS_DEFAULT_TEMPERATURE": "NaN"}, []string{"KRONOS_DEFAULT_TEMPERATURE"}},
+		{map[string]string{"KRONOS_DEFAULT_TEMPERATURE": "Inf"}, []string{"KRONOS_DEFAULT_TEMPERATURE"}},
+		{map[string]string{"KRONOS_DEFAULT_TOP_P": "0"}, []string{"KRONOS_DEFAULT_TOP_P"}},
+		{map[string]string{"KRONOS_DEFAULT_TOP_P": "1.1"}, []string{"KRONOS_DEFAULT_TOP_P"}},
+		{map[string]string{"KRONOS_DEFAULT_TOP_K": "-1"}, []string{"KRONOS_DEFAULT_TOP_K"}},
+		{map[string]string{"KRONOS_DEFAULT_TOP_K": "1.5"}, []string{"KRONOS_DEFAULT_TOP_K"}},
+		{map[string]string{"KRONOS_DEFAULT_SAMPLE_COUNT": "0"}, []string{"KRONOS_DEFAULT_SAMPLE_COUNT"}},
+		{map[string]string{"KRONOS_DEFAULT_SAMPLE_COUNT": "40"}, []string{"KRONOS_DEFAULT_SAMPLE_COUNT", "32"}},
+		{map[string]string{"KRONOS_MAX_CANDLES": "0"}, []string{"KRONOS_MAX_CANDLES"}},
+		{map[string]string{"KRONOS_MAX_PREDICTION_STEPS": "-1"}, []string{"KRONOS_MAX_PREDICTION_STEPS"}},
+		{map[string]string{"KRONOS_MAX_SAMPLE_COUNT": "0"}, []string{"KRONOS_MAX_SAMPLE_COUNT"}},
+		{map[string]string{"KRONOS_MAX_BATCH_ITEMS": "0"}, []string{"KRONOS_MAX_BATCH_ITEMS"}},
+		{map[string]string{"KRONOS_MAX_BODY_BYTES": "lots"}, []string{"KRONOS_MAX_BODY_BYTES"}},
+		{map[string]string{"KRONOS_MAX_BODY_BYTES": "0"}, []string{"KRONOS_MAX_BODY_BYTES"}},
+		{map[string]string{"KRONOS_MAX_BODY_BYTES": "8GiB"}, []string{"KRONOS_MAX_BODY_BYTES"}},
+		{map[string]string{"KRONOS_MAX_CONTEXT": "-1"}, []string{"KRONOS_MAX_CONTEXT"}},
+		{map[string]string{"KRONOS_INTRA_OP_THREADS": "-2"}, []string{"KRONOS_INTRA_OP_THREADS"}},
+		{map[string]string{"KRONOS_LOG_LEVEL": "verbose"}, []string{"KRONOS_LOG_LEVEL", `"verbose"`}},
+		// Every problem is reported, not only the first.
+		{map[string]string{"KRONOS_PORT": "x", "KRONOS_MAX_CANDLES": "y"}, []string{"KRONOS_PORT", "KRONOS_MAX_CANDLES"}},
+	}
+	for _, tc := range cases {
+		_, err := FromEnv(env(tc.env))
+		if tc.mention == nil {
+			require.NoError(t, err, "env %v", tc.env)
+			continue
+		}
+		require.Error(t, err, "env %v", tc.env)
+		for _, m := range tc.mention {
+			require.Contains(t, err.Error(), m, "env %v", tc.env)
+		}
+	}
+}
+
+func TestUnknownEnv(t *testing.T) {
+	got := UnknownEnv([]string{"PATH=/bin", "KRONOS_PORT=1", "KRONOS_INFERENCE_TIMOUT=5", "KRONOS_DEVICE=cpu", "KRONOS_X"})
+	require.Equal(t, []string{"KRONOS_DEVICE", "KRONOS_INFERENCE_TIMOUT", "KRONOS_X"}, got)
+}
+
+func TestParseLevel(t *testing.T) {
+	for _, s := range []string{"debug", "INFO", "warn", "Warning", "error", "CRITICAL"} {
+		_, err := parseLevel(s)
+		require.NoError(t, err, s)
+	}
+	_, err := parseLevel("trace")
+	require.Error(t, err)
+	require.True(t, strings.Contains(err.Error(), "trace"))
+}

@@ -106,7 +106,7 @@ func run(ctx context.Context, opts Options, logger *slog.Logger,
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down", slog.Duration("grace", opts.ShutdownTimeout))
+	logger.Info("shutting down", slog.String("grace", opts.ShutdownTimeout.String()))
 	shutdownErr := app.Shutdown(opts.ShutdownTimeout)
 	if err := <-served; err != nil {
 		logger.Warn("server stopped with an error", slog.String("error", err.Error()))

@@ -43,7 +43,9 @@
 //   - prefill: anything else (first call, sliding window, a row that
 //     restarted). The prefill graph recomputes the whole window (rows of
 //     different lengths are right-padded) and its keys/values replace the
-//     row's cache; entries beyond the window are zeroed.
+//     row's cache; entries beyond the window are zeroed. A window that fills
+//     the whole capacity is not copied into the cache: the next window
+//     slides, so it would never be extended.
 //
 // Both kinds may occur in one call; they run as two graph calls. The step
 // call runs over the smallest contiguous range of rows that contains every

@@ -326,7 +326,10 @@ func (s *Session) prefill(ctx context.Context, ws []infer.Window, res []float32)
 		copy(res[r*d.v1:(r+1)*d.v1], logits[i*d.v1:])
 		copy(s.hidden[r*d.d:(r+1)*d.d], hid[i*d.d:(i+1)*d.d])
 		st := &s.state[r]
-		if s.kv {
+		// A full window can never be extended by one token (the next one
+		// slides), so its keys and values are not worth caching.
+		keep := s.kv && n < d.c
+		if keep {
 			kvOff, kvLen := i*d.h*t*d.hd, d.h*t*d.hd
 			for l := range d.nl {
 				kc := s.keys[l][r*s.rowKV : (r+1)*s.rowKV]
@@ -349,9 +352,9 @@ func (s *Session) prefill(ctx context.Context, ws []infer.Window, res []float32)
 			zeroValues(dv, d.g, d.gd, d.c, n, st.hw)
 		}
 		st.n, st.hw = n, n
-		st.valid = s.kv
+		st.valid = keep
 		st.start = w.Start
-		if s.kv {
+		if keep {
 			st.s1 = append(st.s1[:0], w.S1...)
 			st.s2 = append(st.s2[:0], w.S2...)
 			st.stamps = append(st.stamps[:0], w.Stamps...)

@@ -146,6 +146,28 @@ func (s *Server) SetReady(name, version string, ready bool) {
 	}
 }
 
+// Wrap replaces every version of a model by wrap(version's model), e.g. to
+// hold or slow its executions.
+func (s *Server) Wrap(name string, wrap func(Model) Model) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if md := s.models[name]; md != nil {
+		for v, m := range md.versions {
+			md.versions[v] = wrap(m)
+		}
+	}
+}
+
+// Queued returns the number of requests waiting in a model's queue.
+func (s *Server) Queued(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if md := s.models[name]; md != nil {
+		return md.queued
+	}
+	return 0
+}
+
 // Calls returns the ModelInfer calls received so far.
 func (s *Server) Calls() []Call {
 	s.mu.Lock()

@@ -82,7 +82,9 @@ func TestErrorMapping(t *testing.T) {
 		{name: "slow beyond the per-call deadline", hook: blockUntilDone,
 			kind: infer.KindTimeout, count: countFailure},
 		{name: "caller's deadline", hook: blockUntilDone,
-			ctx:  func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 20*time.Millisecond) },
+			ctx: func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), 20*time.Millisecond)
+			},
 			kind: infer.KindTimeout, count: countFailure},
 		{name: "caller canceled", hook: cancelCaller,
 			ctx:  func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) },

@@ -23,9 +23,11 @@ type Deps struct {
 	Backend infer.Backend
 	// Logger receives the access log and errors; nil discards them.
 	Logger *slog.Logger
-	// Registry is where the gateway's metrics will be registered (next
-	// issue); nil for none.
-	Registry prometheus.Registerer
+	// Registry receives the gateway's metrics (metrics.go) and is what
+	// GET /v1/metrics serves; nil gives the App a fresh registry of its
+	// own. Run passes one that also holds the process and Go collectors.
+	// Never the global registry.
+	Registry *prometheus.Registry
 }
 
 // App is the HTTP service: a Fiber app with its routes, middleware and
@@ -36,6 +38,9 @@ type App struct {
 	fiber   *fiber.App
 	backend infer.Backend
 	log     *slog.Logger
+	// registry holds metrics, served on GET /v1/metrics.
+	registry *prometheus.Registry
+	metrics  *metrics
 	// maxContext is the number of candles kept from a long input:
 	// KRONOS_MAX_CONTEXT when set, else the model's context (0: no limit).
 	maxContext int
@@ -65,6 +70,11 @@ func New(opts Options, deps Deps) (*App, error) {
 	if a.log == nil {
 		a.log = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}
+	a.registry = deps.Registry
+	if a.registry == nil {
+		a.registry = prometheus.NewRegistry()
+	}
+	a.metrics = newMetrics(a.registry)
 	a.maxContext = opts.MaxContext
 	if a.maxContext == 0 {
 		a.maxContext = deps.Backend.Info().MaxContext

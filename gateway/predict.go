@@ -44,8 +44,9 @@ func (a *App) forecast(parent context.Context, p *prepared) (*predictResponse, e
 }
 
 // response builds the body from a forecast result. Negative volume and
-// amount forecasts are clamped to 0 (upstream Kronos#130); prices are left
-// as the model gives them. A non-finite value is a bug (the inputs were
+// amount forecasts are clamped to 0 (upstream Kronos#130), and a volume or
+// amount column that is zero in every context row (not given) is reported
+// as 0 (see zeroColumns); prices are left as the model gives them. A non-finite value is a bug (the inputs were
 // checked) and gives an internal error rather than invalid JSON.
 func (a *App) response(p *prepared, r *forecast.Result) (*predictResponse, error) {
 	steps := len(p.predStamps)
@@ -61,10 +62,12 @@ func (a *App) response(p *prepared, r *forecast.Result) (*predictResponse, error
 		}
 		mats = append(mats, r.Paths)
 	}
+	zeroCols := zeroColumns(p.job.X)
 	for _, m := range mats {
 		if len(m) < want {
 			return nil, infer.Errorf(infer.KindInternal, "forecast result has the wrong shape")
 		}
+		zeroFill(m, zeroCols)
 		if n := preprocess.ClampOutput(m, len(m)/preprocess.NumColumns); n > 0 {
 			a.log.Debug("clamped negative volume/amount forecasts", slog.Int("values", n))
 		}
@@ -95,4 +98,34 @@ func (a *App) response(p *prepared, r *forecast.Result) (*predictResponse, error
 		}
 	}
 	return resp, nil
+}
+
+// zeroColumns reports which of the volume and amount columns are zero in
+// every context row: not given (zero-filled as upstream) or all zero. The
+// model has no information about such a column; upstream returns its decoded
+// value times the normalisation epsilon (order 1e-5 noise), the gateway
+// reports 0.
+func zeroColumns(x []float32) (cols []int) {
+	for _, c := range []int{preprocess.ColVolume, preprocess.ColAmount} {
+		zero := true
+		for i := c; i < len(x); i += preprocess.NumColumns {
+			if x[i] != 0 {
+				zero = false
+				break
+			}
+		}
+		if zero {
+			cols = append(cols, c)
+		}
+	}
+	return cols
+}
+
+// zeroFill sets the given columns of a [rows][6] matrix to 0.
+func zeroFill(m []float32, cols []int) {
+	for _, c := range cols {
+		for i := c; i < len(m); i += preprocess.NumColumns {
+			m[i] = 0
+		}
+	}
 }

@@ -49,6 +49,10 @@ type Backend struct {
 	mu     sync.RWMutex
 	closed bool
 
+	// stepMode forces a step layout (stepSpan, stepGather) in tests; the
+	// zero value chooses by cost.
+	stepMode int
+
 	// Test hooks (nil outside tests): testHookBeforeRun runs after the
 	// cancellation watcher is armed and before ORT runs a graph;
 	// testHookTerminated runs after the watcher has set the terminate flag.

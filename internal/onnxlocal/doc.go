@@ -47,14 +47,17 @@
 //     the whole capacity is not copied into the cache: the next window
 //     slides, so it would never be extended.
 //
-// Both kinds may occur in one call; they run as two graph calls. The step
-// call runs over the smallest contiguous range of rows that contains every
-// stepping row, directly on the cache tensors (zero copy); rows inside that
-// range that do not step are fed a dummy token and their outputs are ignored
-// (this is cheaper than gathering their caches, which costs 2·NL·d·C floats
-// per row). S2Logits runs the s2 graph on the dependency cache in the same
-// way. With Options.DisableKVCache every call is a prefill (a cross-check
-// and a benchmark baseline); only the dependency cache is kept.
+// Both kinds may occur in one call; they run as two graph calls. When all
+// stepping rows are contiguous (in particular when every active row steps)
+// the step graph runs directly on the cache tensors (zero copy). Otherwise
+// it either still runs in place over the smallest range of rows holding every
+// stepping row, rows in between getting a dummy token whose outputs are
+// dropped (a dummy costs one read of its cache inside the graph), or gathers
+// the stepping rows' valid cache entries into a scratch buffer (a copy per
+// stepping row), whichever moves fewer bytes. S2Logits runs the s2 graph on
+// the dependency cache in place over the range of active rows. With
+// Options.DisableKVCache every call is a prefill (a cross-check and a
+// benchmark baseline); only the dependency cache is kept.
 //
 // # Cancellation
 //

@@ -35,14 +35,16 @@ type Session struct {
 	stats  SessionStats
 
 	// Reused scratch buffers.
-	tl          tensorList
-	prefillRows []int
-	stepRows    []int
-	ids1, ids2  []int64
-	stamps      []int64
-	idx         []int64
-	outs        [][]float32 // one per output of the prefill/step graphs
-	s2out       []float32
+	tl               tensorList
+	prefillRows      []int
+	stepRows         []int
+	graphRows        []int // session row of each row of a step call, -1 for a dummy
+	gatherK, gatherV [][]float32
+	ids1, ids2       []int64
+	stamps           []int64
+	idx              []int64
+	outs             [][]float32 // one per output of the prefill/step graphs
+	s2out            []float32
 }
 
 // SessionStats counts the graph calls of a session: how often the cache
@@ -52,6 +54,9 @@ type SessionStats struct {
 	PrefillRows  int // rows computed by them
 	StepCalls    int // step graph runs
 	StepRows     int // rows computed by them (excluding dummy rows)
+	// GatheredSteps counts the step runs whose rows were gathered into a
+	// scratch buffer rather than run in place.
+	GatheredSteps int
 }
 
 // Stats returns the session's counters.
@@ -392,14 +397,58 @@ func (s *Session) outputs(b, t int) []ort.Value {
 // (sorted ascending, non-empty).
 func span(rows []int) (lo, hi int) { return rows[0], rows[len(rows)-1] }
 
-// step runs the step graph for the rows in s.stepRows over the cache rows
-// [lo, hi] (zero copy) and appends the new keys/values to their caches.
-// Rows of the range that do not step get a dummy token (ids 0, position 0)
-// and their outputs are dropped.
+// Step layouts: how the rows of one step call are laid out for the graph.
+const (
+	stepAuto   = iota // choose by cost (useGather)
+	stepSpan          // the cache rows [lo, hi] in place, dummies between
+	stepGather        // the stepping rows copied into a gather buffer
+)
+
+// useGather decides the layout of a step call. The span layout costs a
+// dummy row a full read of its cache (capacity C per layer) inside the
+// graph; the gather layout costs every stepping row a copy of its valid
+// entries (a read and a write of n per layer). Gather when that is cheaper.
+func (s *Session) useGather(ws []infer.Window) bool {
+	switch s.b.stepMode {
+	case stepSpan:
+		return false
+	case stepGather:
+		return true
+	}
+	lo, hi := span(s.stepRows)
+	dummies := hi - lo + 1 - len(s.stepRows)
+	if dummies == 0 {
+		return false
+	}
+	copied := 0
+	for _, r := range s.stepRows {
+		copied += len(ws[r].S1) - 1
+	}
+	return dummies*s.d.c > 2*copied
+}
+
+// step runs the step graph for the rows in s.stepRows and appends the new
+// keys/values to their caches. Usually the graph runs directly on the cache
+// rows [lo, hi] (zero copy), rows of the range that do not step getting a
+// dummy token (ids 0, position 0) whose outputs are dropped; when those
+// dummies would cost more than copying, the stepping rows' caches are
+// gathered into a scratch buffer instead (see useGather).
 func (s *Session) step(ctx context.Context, ws []infer.Window, res []float32) error {
 	d := s.d
-	lo, hi := span(s.stepRows)
-	k := hi - lo + 1
+	gather := s.useGather(ws)
+	s.graphRows = s.graphRows[:0]
+	if gather {
+		s.graphRows = append(s.graphRows, s.stepRows...)
+	} else {
+		lo, hi := span(s.stepRows)
+		for r := lo; r <= hi; r++ {
+			s.graphRows = append(s.graphRows, -1)
+		}
+		for _, r := range s.stepRows {
+			s.graphRows[r-lo] = r
+		}
+	}
+	k := len(s.graphRows)
 	s.ids1 = grow(s.ids1, k)
 	s.ids2 = grow(s.ids2, k)
 	s.stamps = grow(s.stamps, k*infer.StampWidth)
@@ -408,8 +457,11 @@ func (s *Session) step(ctx context.Context, ws []infer.Window, res []float32) er
 	clear(s.ids2)
 	clear(s.stamps)
 	clear(s.idx)
-	for _, r := range s.stepRows {
-		w, i := ws[r], r-lo
+	for i, r := range s.graphRows {
+		if r < 0 {
+			continue
+		}
+		w := ws[r]
 		p := len(w.S1) - 1
 		s.ids1[i], s.ids2[i] = w.S1[p], w.S2[p]
 		copy(s.stamps[i*infer.StampWidth:(i+1)*infer.StampWidth], w.Stamps[p*infer.StampWidth:])
@@ -426,9 +478,14 @@ func (s *Session) step(ctx context.Context, ws []infer.Window, res []float32) er
 	}
 	H, hd, C := int64(d.h), int64(d.hd), int64(d.c)
 	for l := range d.nl {
-		in = append(in,
-			tl.f32(ort.NewShape(K, H, hd, C), s.keys[l][lo*s.rowKV:(hi+1)*s.rowKV]),
-			tl.f32(ort.NewShape(K, H, C, hd), s.values[l][lo*s.rowKV:(hi+1)*s.rowKV]))
+		var kc, vc []float32
+		if gather {
+			kc, vc = s.gatherLayer(l)
+		} else {
+			lo := s.graphRows[0]
+			kc, vc = s.keys[l][lo*s.rowKV:(lo+k)*s.rowKV], s.values[l][lo*s.rowKV:(lo+k)*s.rowKV]
+		}
+		in = append(in, tl.f32(ort.NewShape(K, H, hd, C), kc), tl.f32(ort.NewShape(K, H, C, hd), vc))
 	}
 	out := s.outputs(k, 0)
 	if tl.err != nil {
@@ -439,9 +496,15 @@ func (s *Session) step(ctx context.Context, ws []infer.Window, res []float32) er
 	}
 	s.stats.StepCalls++
 	s.stats.StepRows += len(s.stepRows)
+	if gather {
+		s.stats.GatheredSteps++
+	}
 	logits, hid := s.outs[0], s.outs[1]
-	for _, r := range s.stepRows {
-		w, i := ws[r], r-lo
+	for i, r := range s.graphRows {
+		if r < 0 {
+			continue
+		}
+		w := ws[r]
 		p := int(s.idx[i])
 		copy(res[r*d.v1:(r+1)*d.v1], logits[i*d.v1:])
 		copy(s.hidden[r*d.d:(r+1)*d.d], hid[i*d.d:(i+1)*d.d])
@@ -461,6 +524,34 @@ func (s *Session) step(ctx context.Context, ws []infer.Window, res []float32) er
 		st.stamps = append(st.stamps, w.Stamps[p*infer.StampWidth:(p+1)*infer.StampWidth]...)
 	}
 	return nil
+}
+
+// gatherLayer copies the valid cache entries of layer l of every row in
+// s.graphRows into the gather buffers and returns them ([k,H,hd,C] keys,
+// [k,H,C,hd] values). Entries past a row's length keep whatever finite
+// values the buffer held; the step graph masks them.
+func (s *Session) gatherLayer(l int) (keys, values []float32) {
+	d := s.d
+	k := len(s.graphRows)
+	if len(s.gatherK) < d.nl {
+		s.gatherK, s.gatherV = make([][]float32, d.nl), make([][]float32, d.nl)
+	}
+	if len(s.gatherK[l]) < k*s.rowKV {
+		s.gatherK[l], s.gatherV[l] = make([]float32, k*s.rowKV), make([]float32, k*s.rowKV)
+	}
+	keys, values = s.gatherK[l][:k*s.rowKV], s.gatherV[l][:k*s.rowKV]
+	for i, r := range s.graphRows {
+		n := s.state[r].n
+		src, dst := s.keys[l][r*s.rowKV:(r+1)*s.rowKV], keys[i*s.rowKV:(i+1)*s.rowKV]
+		for he := range d.h * d.hd {
+			copy(dst[he*d.c:he*d.c+n], src[he*d.c:he*d.c+n])
+		}
+		src, dst = s.values[l][r*s.rowKV:(r+1)*s.rowKV], values[i*s.rowKV:(i+1)*s.rowKV]
+		for h := range d.h {
+			copy(dst[h*d.c*d.hd:(h*d.c+n)*d.hd], src[h*d.c*d.hd:(h*d.c+n)*d.hd])
+		}
+	}
+	return keys, values
 }
 
 // S2Logits returns the s2 logits [rows][2^S2Bits] given the s1 id chosen for

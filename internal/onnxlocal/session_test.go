@@ -151,9 +151,20 @@ func TestSessionMixedRows(t *testing.T) {
 	// (window slides from the start: a prefill at every step); slide:
 	// 56 -> 16 steps (steps, then slides for the last 8).
 	names := []string{"short", "long_ctx", "slide"}
-	for _, noKV := range []bool{false, true} {
-		t.Run(fmt.Sprintf("kv=%v", !noKV), func(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		noKV bool
+		mode int
+	}{
+		{"kv=true/layout=auto", false, stepAuto},
+		{"kv=true/layout=span", false, stepSpan},
+		{"kv=true/layout=gather", false, stepGather},
+		{"kv=false", true, stepAuto},
+	} {
+		noKV := tc.noKV
+		t.Run(tc.name, func(t *testing.T) {
 			b := openConf(t, tinyConf, Options{DisableKVCache: noKV})
+			b.stepMode = tc.mode
 			ccs := make([]*confCase, len(names))
 			steps := 0
 			for i, n := range names {
@@ -189,6 +200,9 @@ func TestSessionMixedRows(t *testing.T) {
 				}
 				if stp > 0 {
 					want.StepCalls++
+					if tc.mode == stepGather {
+						want.GatheredSteps++
+					}
 				}
 			}
 			for i := range steps {
@@ -227,6 +241,30 @@ func TestSessionMixedRows(t *testing.T) {
 			}
 			if !noKV && (want.StepCalls == 0 || want.PrefillCalls <= 1) {
 				t.Errorf("the cases no longer mix steps and prefills: %+v", want)
+			}
+		})
+	}
+}
+
+func TestUseGather(t *testing.T) {
+	win := func(n int) infer.Window { return infer.Window{S1: make([]int64, n)} }
+	for _, tc := range []struct {
+		name string
+		mode int
+		rows []int
+		ws   []infer.Window
+		want bool
+	}{
+		{"contiguous", stepAuto, []int{1, 2}, []infer.Window{{}, win(100), win(100)}, false},
+		{"one dummy, long rows", stepAuto, []int{0, 2}, []infer.Window{win(300), {}, win(300)}, false},
+		{"many dummies, short rows", stepAuto, []int{0, 5}, []infer.Window{win(11), {}, {}, {}, {}, win(11)}, true},
+		{"forced span", stepSpan, []int{0, 5}, []infer.Window{win(11), {}, {}, {}, {}, win(11)}, false},
+		{"forced gather", stepGather, []int{1, 2}, []infer.Window{{}, win(100), win(100)}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Session{b: &Backend{stepMode: tc.mode}, d: dims{c: 64}, stepRows: tc.rows}
+			if got := s.useGather(tc.ws); got != tc.want {
+				t.Errorf("useGather = %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -320,3 +320,30 @@ func TestClose(t *testing.T) {
 		t.Errorf("NewSession after Close: %v, want kind %q", err, infer.KindUnavailable)
 	}
 }
+
+// TestCommittedRepository opens the committed model_repository with the
+// defaults (model kronos-nano, highest version, max context from the
+// manifest).
+func TestCommittedRepository(t *testing.T) {
+	repo := filepath.Join(moduleRoot, DefaultRepoDir)
+	if _, err := resolveVersion(repo, DefaultModel, ""); err != nil {
+		t.Skipf("no committed %s repository: %v", DefaultModel, err)
+	}
+	b, err := Open(Options{RepoDir: repo, LibPath: testLib(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	m, err := graphs.ReadManifest(filepath.Join(repo, DefaultModel+"-step", b.Info().Version, manifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := b.Info()
+	if info.Name != DefaultModel || info.MaxContext != m.DefaultMaxContext || info.ModelVersion != m.ModelVersion ||
+		info.DModel != m.Predictor.DModel || info.Backend != "embedded" {
+		t.Errorf("Info() = %+v, manifest %+v", info, m)
+	}
+	if o := b.Options(); o.IntraOpThreads <= 0 || o.InterOpThreads != 1 || o.Version != info.Version {
+		t.Errorf("Options() = %+v: defaults not filled in", o)
+	}
+}

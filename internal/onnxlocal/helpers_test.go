@@ -1,6 +1,7 @@
 package onnxlocal
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/kronos-gateway/kronos-gateway/checkpoint"
 	"github.com/kronos-gateway/kronos-gateway/export"
-	"github.com/kronos-gateway/kronos-gateway/internal/graphs"
 	"github.com/kronos-gateway/kronos-gateway/internal/infer"
 )
 
@@ -107,40 +107,14 @@ func exportRepo(repo, name, ver, tokDir, predDir string, maxContext int) error {
 	return exportPair(repo, name, ver, tok, pred, maxContext)
 }
 
-// exportPair writes the five graphs of loaded checkpoints.
+// exportPair writes the five graphs of loaded checkpoints with the
+// exporter's own repository writer.
 func exportPair(repo, name, ver string, tok, pred *checkpoint.Checkpoint, maxContext int) error {
 	m, err := export.NewModel(tok, pred)
 	if err != nil {
 		return err
 	}
-	for _, r := range graphs.Roles {
-		b, err := m.ONNX(r)
-		if err != nil {
-			return err
-		}
-		d := filepath.Join(repo, graphs.ModelName(name, r), ver)
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(d, modelFile), b, 0o644); err != nil {
-			return err
-		}
-		man := graphs.Manifest{
-			FormatVersion: 1, Model: name, Role: r, Version: ver,
-			Checkpoint: pred.Name, TokenizerCheckpoint: tok.Name,
-			ModelVersion: pred.Version(), TokenizerVersion: tok.Version(),
-			Tokenizer: m.TokCfg, Predictor: m.PredCfg,
-			DefaultMaxContext: maxContext, Exporter: "onnxlocal-test",
-		}
-		j, err := json.MarshalIndent(man, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(d, manifestFile), j, 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
+	return export.WriteRepository(context.Background(), m, export.Options{Dir: repo, Name: name, Version: ver, MaxContext: maxContext})
 }
 
 // openConf opens the backend of config c with extra options.

@@ -107,8 +107,16 @@ func modelErr(err error) error {
 // four Triton models with the CPU configs the exporter writes
 // (modelconfig.Build) and KronosModels(b) behind them.
 func AddKronos(s *Server, man *graphs.Manifest, version string, b infer.Backend, p modelconfig.Params, ready bool) error {
-	models := KronosModels(b)
+	return AddKronosModels(s, man, version, KronosModels(b), p, ready)
+}
+
+// AddKronosModels is AddKronos with the models given per role (e.g. the
+// exported window graphs on ONNX Runtime instead of the composed ones).
+func AddKronosModels(s *Server, man *graphs.Manifest, version string, models map[graphs.Role]Model, p modelconfig.Params, ready bool) error {
 	for _, r := range modelconfig.TritonRoles {
+		if models[r] == nil {
+			return fmt.Errorf("tritontest: no model for %s", r)
+		}
 		cfg, err := modelconfig.Build(man, r, modelconfig.CPU, p)
 		if err != nil {
 			return err

@@ -202,7 +202,8 @@ func (a *App) predictSingle(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	res, err := a.forecast(c.UserContext(), p)
+	a.metrics.observeInput(RoutePredictSingle, len(req.Candles))
+	res, err := a.forecast(c.UserContext(), RoutePredictSingle, p)
 	if err != nil {
 		return err
 	}

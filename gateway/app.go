@@ -41,6 +41,8 @@ type App struct {
 	// registry holds metrics, served on GET /v1/metrics.
 	registry *prometheus.Registry
 	metrics  *metrics
+	// routes holds every registered path (all static), for route labels.
+	routes map[string]bool
 	// maxContext is the number of candles kept from a long input:
 	// KRONOS_MAX_CONTEXT when set, else the model's context (0: no limit).
 	maxContext int
@@ -65,7 +67,7 @@ func New(opts Options, deps Deps) (*App, error) {
 	if deps.Backend == nil {
 		return nil, errors.New("gateway: Deps.Backend is required")
 	}
-	a := &App{opts: opts, backend: deps.Backend, log: deps.Logger}
+	a := &App{opts: opts, log: deps.Logger}
 	a.stopCtx, a.stop = context.WithCancel(context.Background())
 	if a.log == nil {
 		a.log = slog.New(slog.NewJSONHandler(io.Discard, nil))
@@ -75,6 +77,8 @@ func New(opts Options, deps Deps) (*App, error) {
 		a.registry = prometheus.NewRegistry()
 	}
 	a.metrics = newMetrics(a.registry)
+	a.backend = a.metrics.instrument(deps.Backend)
+	a.routes = make(map[string]bool)
 	a.maxContext = opts.MaxContext
 	if a.maxContext == 0 {
 		a.maxContext = deps.Backend.Info().MaxContext
@@ -95,12 +99,14 @@ func New(opts Options, deps Deps) (*App, error) {
 	a.fiber.Use(a.withRequestID, a.accessLog, a.recoverPanic)
 	a.route(http.MethodGet, RouteHealthz, a.healthz)
 	a.route(http.MethodPost, RoutePredictSingle, a.predictSingle)
+	a.route(http.MethodGet, RouteMetrics, a.serveMetrics())
 	return a, nil
 }
 
 // route registers h under path, labelling its requests with the path for
-// the access log (and later the metrics).
+// the access log and the metrics.
 func (a *App) route(method, path string, h fiber.Handler) {
+	a.routes[path] = true
 	a.fiber.Add(method, path, func(c *fiber.Ctx) error {
 		c.Locals(localRoute, path)
 		return h(c)
@@ -149,4 +155,5 @@ func (a *App) admit() (release func(), err error) {
 	return a.inflight.Done, nil
 }
 
-var errDraining = infer.Errorf(infer.KindUnavailable, "the server is shutting down; retry on another instance")
+var errDraining = rejected(ReasonDraining,
+	infer.Errorf(infer.KindUnavailable, "the server is shutting down; retry on another instance"))

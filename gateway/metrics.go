@@ -2,10 +2,16 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kronos-gateway/kronos-gateway/internal/infer"
 )
@@ -162,15 +168,62 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// observeRequest records one answered request; route is the route pattern
-// (routeUnmatched for none) and outcome "ok" or an infer.Kind.
-func (m *metrics) observeRequest(route string, status int, outcome string, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(status), outcome).Inc()
-	m.requestDuration.WithLabelValues(route).Observe(d.Seconds())
+// RouteMetrics serves the Prometheus exposition of Deps.Registry.
+const RouteMetrics = "/v1/metrics"
+
+// serveMetrics is GET /v1/metrics: the text exposition (or OpenMetrics or
+// protobuf, as negotiated) of the App's registry.
+func (a *App) serveMetrics() fiber.Handler {
+	return adaptor.HTTPHandler(promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
 }
 
-// reject counts a request turned away for reason (a Reason* constant).
+// observeRequest records one answered request, from the request middleware:
+// route is the route pattern (routeUnmatched for none), outcome "ok" or an
+// infer.Kind, and err the error of the chain (nil for a success). A
+// rejection error (see rejected) is counted in kronos_rejections_total, and a
+// timeout on a forecast route in kronos_timeouts_total, so that each is
+// counted exactly once, wherever it was raised.
+func (m *metrics) observeRequest(route string, status int, outcome string, d time.Duration, err error) {
+	m.requests.WithLabelValues(route, strconv.Itoa(status), outcome).Inc()
+	m.requestDuration.WithLabelValues(route).Observe(d.Seconds())
+	if err == nil {
+		return
+	}
+	var r *rejection
+	if errors.As(err, &r) {
+		m.reject(r.reason)
+	}
+	if outcome == string(infer.KindTimeout) && strings.HasPrefix(route, forecastRoutePrefix) {
+		m.timeouts.WithLabelValues(route).Inc()
+	}
+}
+
+// forecastRoutePrefix starts the routes that run forecasts (the endpoint
+// label of the forecast metrics).
+const forecastRoutePrefix = "/v1/predict/"
+
+// reject counts a request turned away for reason (a Reason* constant). Use
+// it only for requests that never reach the request middleware with an
+// error; errors made by rejected are counted there.
 func (m *metrics) reject(reason string) { m.rejections.WithLabelValues(reason).Inc() }
+
+// rejection marks an error as a request turned away before inference.
+type rejection struct {
+	reason string
+	err    error
+}
+
+// rejected wraps err (which keeps its kind, e.g. KindOverloaded for 429) as
+// a rejection for reason, a Reason* constant. Return it up the handler
+// chain: the request middleware counts it once in
+// kronos_rejections_total{reason}.
+func rejected(reason string, err error) error { return &rejection{reason: reason, err: err} }
+
+func (r *rejection) Error() string { return r.err.Error() }
+func (r *rejection) Unwrap() error { return r.err }
 
 // queued and dequeued track kronos_queue_depth: call queued when a request
 // starts waiting for admission and dequeued exactly once when it stops
@@ -179,18 +232,16 @@ func (m *metrics) queued()   { m.queueDepth.Inc() }
 func (m *metrics) dequeued() { m.queueDepth.Dec() }
 
 // startForecast marks a forecast as running on the backend for endpoint
-// (the route pattern); the returned function ends it with its error,
-// observing kronos_model_inference_seconds and, when err is a timeout,
-// kronos_timeouts_total. Call it exactly once.
-func (m *metrics) startForecast(endpoint string) (done func(err error)) {
+// (the route pattern); the returned function ends it, observing
+// kronos_model_inference_seconds. Call it exactly once, when the backend
+// work is over (successful or not). Timeouts are counted by
+// observeRequest.
+func (m *metrics) startForecast(endpoint string) (done func()) {
 	m.concurrent.Inc()
 	start := time.Now()
-	return func(err error) {
+	return func() {
 		m.concurrent.Dec()
 		m.inferenceSeconds.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
-		if infer.KindOf(err) == infer.KindTimeout {
-			m.timeouts.WithLabelValues(endpoint).Inc()
-		}
 	}
 }
 

@@ -94,7 +94,9 @@ func (a *App) accessLog(c *fiber.Ctx) error {
 	if route == "" {
 		route = routeUnmatched
 	}
-	a.logRequest(c, route, outcome, time.Since(start), chainErr)
+	latency := time.Since(start)
+	a.metrics.observeRequest(route, c.Response().StatusCode(), outcome, latency, chainErr)
+	a.logRequest(c, route, outcome, latency, chainErr)
 	return nil
 }
 
@@ -148,7 +150,14 @@ func (a *App) handleError(c *fiber.Ctx, err error) error {
 	c.Locals(localRequestID, id)
 	err = a.refine(err)
 	outcome := writeError(c, err, id)
-	a.logRequest(c, routeUnmatched, string(outcome), 0, err)
+	// No route matched yet: label the request with its path only when that
+	// is a registered route (all are static), never with a raw path.
+	route := routeUnmatched
+	if p := c.Path(); a.routes[p] {
+		route = p
+	}
+	a.metrics.observeRequest(route, c.Response().StatusCode(), string(outcome), 0, err)
+	a.logRequest(c, route, string(outcome), 0, err)
 	return nil
 }
 
@@ -157,8 +166,8 @@ func (a *App) handleError(c *fiber.Ctx, err error) error {
 func (a *App) refine(err error) error {
 	switch {
 	case errors.Is(err, fiber.ErrRequestEntityTooLarge):
-		return infer.Errorf(infer.KindTooLarge, "request body exceeds the limit of %d bytes (KRONOS_MAX_BODY_BYTES)",
-			a.opts.MaxBodyBytes)
+		return rejected(ReasonBodyTooLarge, infer.Errorf(infer.KindTooLarge,
+			"request body exceeds the limit of %d bytes (KRONOS_MAX_BODY_BYTES)", a.opts.MaxBodyBytes))
 	case errors.Is(err, fiber.ErrMethodNotAllowed):
 		return fiber.NewError(fiber.StatusMethodNotAllowed, "method not allowed on this route")
 	}

@@ -10,37 +10,64 @@ import (
 	"github.com/kronos-gateway/kronos-gateway/preprocess"
 )
 
-// forecast runs one prepared request on the backend and builds the
-// response. The forecast runs under its own deadline (InferenceTimeout,
-// inside the request's): fasthttp never cancels a request's context when the
-// client goes away, so this deadline is what stops a runaway forecast, and
-// the backend's work is cancelled with it, not abandoned.
-func (a *App) forecast(parent context.Context, p *prepared) (*predictResponse, error) {
-	release, err := a.admit()
+// forecast runs the prepared items of one request (one for
+// /v1/predict/single, one per item for /v1/predict/batch) as one admitted
+// forecast and builds their responses, in item order.
+//
+// The request first takes a slot of the admission queue (admit); the wait
+// is bounded by the request's own deadline (KRONOS_REQUEST_TIMEOUT). The
+// backend work then runs under its own deadline (KRONOS_INFERENCE_TIMEOUT,
+// inside the request's): fasthttp never cancels a request's context when
+// the client goes away, so this deadline is what stops a runaway forecast,
+// and the backend's work is cancelled with it, not abandoned. When the
+// forecast returns, every backend call it made has returned and its
+// sessions are closed.
+//
+// endpoint is the route pattern, the label of the forecast metrics.
+func (a *App) forecast(parent context.Context, endpoint, requestID string, items []*prepared) ([]*predictResponse, error) {
+	release, err := a.admit(parent)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	a.log.Debug("forecast admitted", slog.String("request_id", requestID), slog.String("route", endpoint),
+		slog.Int("items", len(items)))
 	ctx, cancel := context.WithTimeout(parent, a.opts.InferenceTimeout)
 	defer cancel()
 	defer context.AfterFunc(a.stopCtx, cancel)()
-	f := forecast.Forecaster{Backend: a.backend, MaxContext: a.maxContext}
-	results, err := f.Predict(ctx, []forecast.Job{p.job})
+	done := a.metrics.startForecast(endpoint)
+	results, err := a.predictChunks(ctx, items, endpoint == RoutePredictBatch)
+	done()
 	if err != nil {
-		if a.stopCtx.Err() != nil {
+		switch {
+		case a.stopCtx.Err() != nil:
 			return nil, infer.Wrap(infer.KindUnavailable, err, "the server shut down during the forecast")
-		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
+		case parent.Err() != nil:
+			return nil, infer.Wrap(infer.KindOf(infer.FromContext(parent.Err())), err,
+				"the request did not finish within KRONOS_REQUEST_TIMEOUT (%v)", a.opts.RequestTimeout)
+		case ctx.Err() != nil:
 			// Whatever the backend said, it stopped because of the deadline.
-			return nil, infer.Wrap(infer.KindOf(infer.FromContext(ctxErr)), err,
-				"the forecast did not finish within %v", a.opts.InferenceTimeout)
+			return nil, infer.Wrap(infer.KindOf(infer.FromContext(ctx.Err())), err,
+				"the forecast did not finish within KRONOS_INFERENCE_TIMEOUT (%v)", a.opts.InferenceTimeout)
 		}
 		return nil, err
 	}
-	if len(results) != 1 {
-		return nil, infer.Errorf(infer.KindInternal, "forecast returned %d results for 1 job", len(results))
+	out := make([]*predictResponse, len(items))
+	for i, p := range items {
+		if out[i], err = a.response(p, &results[i]); err != nil {
+			return nil, err
+		}
 	}
-	return a.response(p, &results[0])
+	return out, nil
+}
+
+// contextOf is the number of candles kept from a long input for a model:
+// KRONOS_MAX_CONTEXT when set, else the model's context.
+func (a *App) contextOf(info infer.ModelInfo) int {
+	if a.opts.MaxContext > 0 {
+		return a.opts.MaxContext
+	}
+	return info.MaxContext
 }
 
 // response builds the body from a forecast result. Negative volume and
@@ -78,7 +105,7 @@ func (a *App) response(p *prepared, r *forecast.Result) (*predictResponse, error
 		}
 	}
 
-	info := a.backend.Info()
+	info := p.lease.info()
 	resp := &predictResponse{
 		SeriesID:         p.seriesID,
 		Prediction:       points(p.predStamps, r.Mean),

@@ -2,6 +2,8 @@ package onnxlocal
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/kronos-gateway/kronos-gateway/checkpoint"
 	"github.com/kronos-gateway/kronos-gateway/export"
+	"github.com/kronos-gateway/kronos-gateway/internal/graphs"
 	"github.com/kronos-gateway/kronos-gateway/internal/infer"
 )
 
@@ -28,11 +31,36 @@ const (
 	benchModel  = "kronos-small"
 )
 
+// exporterFingerprint identifies the exporter's graphs: a hash of the five
+// graphs of a random "tiny" model (milliseconds to build). A changed
+// exporter changes it even when ProducerVersion was not bumped.
+func exporterFingerprint(b *testing.B) string {
+	b.Helper()
+	tok, pred, _, err := checkpoint.RandomPair("tiny", benchSeed)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := export.NewModel(tok, pred)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := sha256.New()
+	for _, r := range graphs.Roles {
+		g, err := m.ONNX(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h.Write(g)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
 // benchRepo returns a repository with the random-weight benchmark model,
-// exporting it on first use.
+// exporting it on first use. It is cached under os.TempDir() keyed by
+// preset, seed and exporter fingerprint.
 func benchRepo(b *testing.B) string {
 	b.Helper()
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("onnxlocal-bench-%s-seed%d-export%s", benchPreset, benchSeed, export.ProducerVersion))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("onnxlocal-bench-%s-seed%d-%s", benchPreset, benchSeed, exporterFingerprint(b)))
 	if _, err := resolveVersion(dir, benchModel, "1"); err == nil {
 		return dir
 	}

@@ -354,6 +354,41 @@ func TestTritonServices(t *testing.T) {
 		if models == nil || filepath.Base(models.Source) != "model_repository" || !models.ReadOnly {
 			t.Errorf("%s: model_repository must be mounted read-only at /models, got %+v", profile, models)
 		}
+		if profile == "gpu" {
+			checkTRTCache(t, s)
+		}
+	}
+}
+
+// checkTRTCache checks that every TensorRT engine cache path named by an exported GPU config
+// (model_repository/*/configs/gpu.pbtxt) is a volume of the gpu Triton service, so that engines
+// survive restarts.
+func checkTRTCache(t *testing.T, s types.ServiceConfig) {
+	t.Helper()
+	configs, err := filepath.Glob(filepath.Join(repoRoot(t), "model_repository", "*", "configs", "gpu.pbtxt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(configs) == 0 {
+		t.Log("no model_repository/*/configs/gpu.pbtxt yet: TensorRT cache path not cross-checked")
+	}
+	cachePath := regexp.MustCompile(`"trt_engine_cache_path"\s*value:\s*"([^"]+)"`)
+	for _, c := range configs {
+		b, err := os.ReadFile(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range cachePath.FindAllSubmatch(b, -1) {
+			mounted := false
+			for _, v := range s.Volumes {
+				if v.Type == types.VolumeTypeVolume && v.Target == string(m[1]) && !v.ReadOnly {
+					mounted = true
+				}
+			}
+			if !mounted {
+				t.Errorf("%s caches TensorRT engines in %s, which the gpu Triton service does not mount as a writable volume", c, m[1])
+			}
+		}
 	}
 }
 

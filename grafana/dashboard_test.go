@@ -19,15 +19,22 @@ import (
 
 const dashboardFile = "dashboards/kronos-gateway.json"
 
-// tritonPanels are the panels fed only by Triton's nv_* metrics: they stay empty in the embedded
-// profile (and in the opsstack test, which runs the gateway with its embedded backend).
+// tritonPanels are the panels that have data only with the Triton backend: Triton's own nv_*
+// metrics, and the gateway metrics in tritonOnlyMetrics. They stay empty in the embedded profile
+// (and in the opsstack test, which runs the gateway with its embedded backend).
 var tritonPanels = []string{
+	"Circuit breaker",
 	"Triton queue and compute time per request",
 	"Triton pending requests",
 	"Triton requests and failures",
 	"Triton average batch size",
 	"GPU utilization and memory",
 	"Triton host CPU and memory",
+}
+
+// tritonOnlyMetrics are the gateway metrics that only the Triton backend exports.
+var tritonOnlyMetrics = map[string]string{
+	"kronos_breaker_state": "registered by the Triton backend's circuit breaker (triton.NewBreaker)",
 }
 
 type target struct {
@@ -196,12 +203,13 @@ func TestLayout(t *testing.T) {
 
 // TestQueriesUseKnownMetrics checks that every query selects only gateway metrics from the
 // catalogue or process_*, go_* and nv_* series, that every gateway metric is shown somewhere,
-// and that the Triton panels (excepted in the opsstack test) are exactly those fed by nv_* metrics.
+// and that the Triton panels (excepted in the opsstack test) are exactly those fed only by nv_*
+// metrics or by gateway metrics that only the Triton backend exports.
 func TestQueriesUseKnownMetrics(t *testing.T) {
 	shown := map[string]bool{}
-	var nvPanels []string
+	var onlyTriton []string
 	for _, p := range queryPanels(loadDashboard(t)) {
-		usesNV, usesOther := false, false
+		tritonSeries, otherSeries := false, false
 		for _, tg := range p.Targets {
 			names, err := promassets.MetricNames(tg.Expr)
 			if err != nil {
@@ -214,21 +222,23 @@ func TestQueriesUseKnownMetrics(t *testing.T) {
 				if !promassets.Known(n) {
 					t.Errorf("panel %q: unknown metric %q", p.Title, n)
 				}
-				if strings.HasPrefix(n, "nv_") {
-					usesNV = true
-				} else {
-					usesOther = true
-				}
 				for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-					n = strings.TrimSuffix(n, suffix)
+					if base, ok := strings.CutSuffix(n, suffix); ok && promassets.GatewayMetrics[base].Kind == promassets.Histogram {
+						n = base
+					}
 				}
 				shown[n] = true
+				if _, ok := tritonOnlyMetrics[n]; ok || strings.HasPrefix(n, "nv_") {
+					tritonSeries = true
+				} else {
+					otherSeries = true
+				}
 			}
 		}
-		if usesNV {
-			nvPanels = append(nvPanels, p.Title)
-			if usesOther {
-				t.Errorf("panel %q mixes Triton and gateway metrics", p.Title)
+		if tritonSeries {
+			onlyTriton = append(onlyTriton, p.Title)
+			if otherSeries {
+				t.Errorf("panel %q mixes Triton-only and always-present metrics", p.Title)
 			}
 		}
 	}
@@ -237,8 +247,8 @@ func TestQueriesUseKnownMetrics(t *testing.T) {
 			t.Errorf("gateway metric %s is on no panel", name)
 		}
 	}
-	if !slices.Equal(nvPanels, tritonPanels) {
-		t.Errorf("panels using nv_* metrics %q, want the tritonPanels list %q", nvPanels, tritonPanels)
+	if !slices.Equal(onlyTriton, tritonPanels) {
+		t.Errorf("panels with Triton-only metrics %q, want the tritonPanels list %q", onlyTriton, tritonPanels)
 	}
 }
 

@@ -28,6 +28,7 @@ const maxSeriesIDLen = 256
 //
 //	{
 //	  "series_id": "BTC-USD",                      optional, echoed back
+//	  "model": "kronos-small",                     optional, one of the loaded models
 //	  "candles": [{"open":1,"high":2,"low":0.5,"close":1.5,"volume":10,"amount":15}],
 //	  "timestamps": ["2025-01-01T09:00:00Z"],      one per candle
 //	  "prediction_timestamps": ["2025-01-01T09:05:00Z"],
@@ -40,6 +41,7 @@ const maxSeriesIDLen = 256
 // never silently ignored.
 type predictRequest struct {
 	SeriesID             *string
+	Model                string // "" = the default model
 	Candles              []preprocess.Candle
 	Timestamps           []stamp
 	PredictionTimestamps []stamp
@@ -189,8 +191,8 @@ func (a *App) predictSingle(c *fiber.Ctx) error {
 	if a.draining.Load() {
 		return errDraining
 	}
-	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && enc != "identity" {
-		return fiber.NewError(fiber.StatusUnsupportedMediaType, "compressed request bodies are not supported")
+	if err := checkEncoding(c); err != nil {
+		return err
 	}
 	// The raw body: Fiber's c.Body() would inflate a compressed body without
 	// any bound.
@@ -198,16 +200,29 @@ func (a *App) predictSingle(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	p, err := a.prepare(req)
+	l, err := a.models.acquire(req.Model)
+	if err != nil {
+		return err
+	}
+	defer l.release()
+	p, err := a.prepare(req, l)
 	if err != nil {
 		return err
 	}
 	a.metrics.observeInput(RoutePredictSingle, len(req.Candles))
-	res, err := a.forecast(c.UserContext(), RoutePredictSingle, p)
+	res, err := a.forecast(c.UserContext(), RoutePredictSingle, requestID(c), []*prepared{p})
 	if err != nil {
 		return err
 	}
-	return sendJSON(c, res)
+	return sendJSON(c, res[0])
+}
+
+// checkEncoding refuses compressed bodies (415).
+func checkEncoding(c *fiber.Ctx) error {
+	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && enc != "identity" {
+		return fiber.NewError(fiber.StatusUnsupportedMediaType, "compressed request bodies are not supported")
+	}
+	return nil
 }
 
 // sendJSON writes v as a 200 JSON response.

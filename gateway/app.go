@@ -19,7 +19,11 @@ import (
 
 // Deps are the collaborators of an App.
 type Deps struct {
-	// Backend runs the model; required. The App does not close it.
+	// Models are the models served; the App does not close them (Run
+	// does). When nil, Backend is served alone, as the default model.
+	Models *Models
+	// Backend runs the model when Models is nil. The App does not close
+	// it.
 	Backend infer.Backend
 	// Logger receives the access log and errors; nil discards them.
 	Logger *slog.Logger
@@ -34,18 +38,22 @@ type Deps struct {
 // error mapping, independent of any listener, so that tests drive it with
 // App.Test.
 type App struct {
-	opts    Options
-	fiber   *fiber.App
+	opts  Options
+	fiber *fiber.App
+	// models are the models served; backend is a view of the default one
+	// (its Info follows hot swaps), for reports.
+	models  *Models
 	backend infer.Backend
-	log     *slog.Logger
+	// admission bounds the forecasts running at once and queues the rest.
+	admission *admission
+	// auth checks API keys and rate limits.
+	auth *auth
+	log  *slog.Logger
 	// registry holds metrics, served on GET /v1/metrics.
 	registry *prometheus.Registry
 	metrics  *metrics
 	// routes holds every registered path (all static), for route labels.
 	routes map[string]bool
-	// maxContext is the number of candles kept from a long input:
-	// KRONOS_MAX_CONTEXT when set, else the model's context (0: no limit).
-	maxContext int
 	// draining is set when shutdown begins: new forecasts get 503.
 	draining atomic.Bool
 	// inflight counts running forecasts; closed (under mu) stops new ones
@@ -64,10 +72,21 @@ func New(opts Options, deps Deps) (*App, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Backend == nil {
-		return nil, errors.New("gateway: Deps.Backend is required")
+	a := &App{opts: opts, log: deps.Logger, models: deps.Models}
+	if a.models == nil {
+		if deps.Backend == nil {
+			return nil, errors.New("gateway: Deps.Models or Deps.Backend is required")
+		}
+		m, err := NewModels(deps.Backend.Info().Name, deps.Backend)
+		if err != nil {
+			return nil, err
+		}
+		a.models = m
 	}
-	a := &App{opts: opts, log: deps.Logger}
+	var err error
+	if a.auth, err = newAuth(opts); err != nil {
+		return nil, err
+	}
 	a.stopCtx, a.stop = context.WithCancel(context.Background())
 	if a.log == nil {
 		a.log = slog.New(slog.NewJSONHandler(io.Discard, nil))
@@ -77,12 +96,10 @@ func New(opts Options, deps Deps) (*App, error) {
 		a.registry = prometheus.NewRegistry()
 	}
 	a.metrics = newMetrics(a.registry)
-	a.backend = a.metrics.instrument(deps.Backend)
+	a.models.adopt(a.metrics)
+	a.backend = defaultView{a.models}
+	a.admission = newAdmission(opts.MaxConcurrency, opts.QueueSize, a.metrics)
 	a.routes = make(map[string]bool)
-	a.maxContext = opts.MaxContext
-	if a.maxContext == 0 {
-		a.maxContext = deps.Backend.Info().MaxContext
-	}
 
 	a.fiber = fiber.New(fiber.Config{
 		AppName:               "kronos-gateway",
@@ -96,9 +113,10 @@ func New(opts Options, deps Deps) (*App, error) {
 		// Request ids and other header values are copied where they are
 		// kept, so Fiber's zero-copy strings stay safe.
 	})
-	a.fiber.Use(a.withRequestID, a.accessLog, a.recoverPanic)
+	a.fiber.Use(a.withRequestID, a.accessLog, a.recoverPanic, a.authenticate)
 	a.route(http.MethodGet, RouteHealthz, a.healthz)
 	a.route(http.MethodPost, RoutePredictSingle, a.predictSingle)
+	a.route(http.MethodPost, RoutePredictBatch, a.predictBatch)
 	a.route(http.MethodGet, RouteMetrics, a.serveMetrics())
 	return a, nil
 }
@@ -142,17 +160,41 @@ func (a *App) Shutdown(timeout time.Duration) error {
 	return err
 }
 
-// admit registers a forecast with the shutdown; the caller must call the
-// returned release when the forecast is over. It is also the seam for the
-// concurrency limit and queue of the next issue.
-func (a *App) admit() (release func(), err error) {
+// admit registers a forecast with the shutdown and takes a slot of the
+// admission queue, waiting while ctx (the request's deadline) allows; the
+// caller must call the returned release when the forecast is over. A
+// draining server refuses (503); a full queue refuses at once (429); a wait
+// that outlives ctx is a timeout (504), and one cut by the end of the
+// shutdown grace period is answered 503.
+func (a *App) admit(ctx context.Context) (release func(), err error) {
 	a.mu.RLock()
-	defer a.mu.RUnlock()
 	if a.closed || a.draining.Load() {
+		a.mu.RUnlock()
 		return nil, errDraining
 	}
 	a.inflight.Add(1)
-	return a.inflight.Done, nil
+	a.mu.RUnlock()
+
+	qctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(a.stopCtx, cancel)()
+	free, err := a.admission.acquire(qctx)
+	if err != nil {
+		a.inflight.Done()
+		switch {
+		case errors.Is(err, errQueueFull):
+			return nil, rejected(ReasonQueueFull, err)
+		case a.stopCtx.Err() != nil:
+			return nil, errDraining
+		}
+		return nil, infer.Wrap(infer.KindOf(err), err,
+			"no forecast slot became free within KRONOS_REQUEST_TIMEOUT (%v); %d forecasts run at once (KRONOS_MAX_CONCURRENCY)",
+			a.opts.RequestTimeout, a.opts.MaxConcurrency)
+	}
+	return func() {
+		free()
+		a.inflight.Done()
+	}, nil
 }
 
 var errDraining = rejected(ReasonDraining,

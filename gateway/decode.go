@@ -292,7 +292,7 @@ type decodeLimits struct {
 
 // Known keys, listed in the error for an unknown one.
 var (
-	predictKeys  = []string{"series_id", "candles", "timestamps", "prediction_timestamps", "overrides", "quantiles", "return_samples"}
+	predictKeys  = []string{"series_id", "model", "candles", "timestamps", "prediction_timestamps", "overrides", "quantiles", "return_samples"}
 	candleKeys   = []string{"open", "high", "low", "close", "volume", "amount"}
 	overrideKeys = []string{"temperature", "top_k", "top_p", "sample_count", "seed", "pred_len"}
 )
@@ -324,6 +324,10 @@ func (d *decoder) predictField(r *predictRequest, k, p string, lim decodeLimits)
 			return err
 		}
 		r.SeriesID = &s
+	case "model":
+		s, _, err := d.str(p)
+		r.Model = s // null or "" is the default model
+		return err
 	case "candles":
 		r.hasCandles = true
 		tok, err := d.next(p)

@@ -3,8 +3,10 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -18,6 +20,27 @@ const (
 	retryAfterOverloaded  = 1
 	retryAfterUnavailable = 5
 )
+
+// retryAfterError carries a specific Retry-After hint (a rate limit's next
+// token) for a 429 or 503 response.
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// withRetryAfter attaches a Retry-After hint to err; the header gets the
+// hint rounded up to whole seconds, at least 1.
+func withRetryAfter(err error, after time.Duration) error {
+	return &retryAfterError{err: err, after: after}
+}
+
+// retryAfterSeconds is the Retry-After value of a hint.
+func retryAfterSeconds(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
+}
 
 // statusOfKind is the HTTP status of each error kind.
 var statusOfKind = map[infer.Kind]int{
@@ -98,11 +121,16 @@ func writeError(c *fiber.Ctx, err error, requestID string) infer.Kind {
 	if errors.As(err, &fieldErr) {
 		body.Field = fieldErr.Field
 	}
-	switch status {
-	case http.StatusTooManyRequests:
+	var hint *retryAfterError
+	switch {
+	case (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && errors.As(err, &hint):
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds(hint.after)))
+	case status == http.StatusTooManyRequests:
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfterOverloaded))
-	case http.StatusServiceUnavailable:
+	case status == http.StatusServiceUnavailable:
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfterUnavailable))
+	case status == http.StatusUnauthorized:
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="kronos-gateway"`)
 	}
 	b, mErr := json.Marshal(errorEnvelope{Error: body})
 	if mErr != nil { // cannot happen: only strings

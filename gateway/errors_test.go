@@ -176,7 +176,7 @@ func TestPredictBackendErrors(t *testing.T) {
 			require.Positive(t, fb.calls.Load())
 			require.Zero(t, fb.running.Load(), "a backend call is still running after the response")
 			if tc.block {
-				require.Contains(t, e.Message, "did not finish within 20ms")
+				require.Contains(t, e.Message, "did not finish within KRONOS_INFERENCE_TIMEOUT (20ms)")
 			}
 		})
 	}

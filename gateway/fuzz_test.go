@@ -37,7 +37,7 @@ func FuzzPredictSingle(f *testing.F) {
 		r, err := decodePredict(body, a.decodeLimits())
 		var p *prepared
 		if err == nil {
-			p, err = a.prepare(r)
+			p, err = prepareDefault(t, a, r)
 		}
 		if err != nil {
 			status, kind, _ := classify(err)
@@ -48,7 +48,7 @@ func FuzzPredictSingle(f *testing.F) {
 		}
 		j := p.job
 		rows := len(j.XTime)
-		if rows < 1 || rows > a.maxContext || len(j.X) != rows*preprocess.NumColumns {
+		if rows < 1 || rows > o.MaxContext || len(j.X) != rows*preprocess.NumColumns {
 			t.Fatalf("job has %d timestamps and %d values", rows, len(j.X))
 		}
 		if len(j.YTime) < 1 || len(j.YTime) != len(p.predStamps) || len(j.YTime) > o.MaxPredictionSteps {

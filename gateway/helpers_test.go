@@ -153,3 +153,15 @@ func envelope(t testing.TB, body []byte) errorBody {
 func fmtCase(name string, status int, e errorBody) string {
 	return fmt.Sprintf("%s\n  %d %s field=%q\n  %s\n", name, status, e.Kind, e.Field, e.Message)
 }
+
+// prepareDefault validates r for the default model of a, as the handler
+// does; the lease is released at once (the fakes need no lease).
+func prepareDefault(t testing.TB, a *App, r *predictRequest) (*prepared, error) {
+	t.Helper()
+	l, err := a.models.acquire(r.Model)
+	if err != nil {
+		return nil, err
+	}
+	defer l.release()
+	return a.prepare(r, l)
+}

@@ -30,11 +30,17 @@ type Options struct {
 	// backend loads from (KRONOS_MODEL_REPOSITORY, default
 	// "model_repository").
 	ModelRepository string
-	// Model is the model name in the repository (KRONOS_MODEL, default
-	// "kronos-nano").
+	// Model is the default model: the one a request without a "model"
+	// field gets (KRONOS_MODEL, default "kronos-nano").
 	Model string
-	// ModelVersion is the repository version to serve (KRONOS_MODEL_VERSION,
-	// default "": the highest version present).
+	// Models lists every model to load from the repository, e.g.
+	// "kronos-mini,kronos-small" (KRONOS_MODELS, comma-separated; default
+	// empty: Model alone). It must include Model. Requests choose one with
+	// their "model" field.
+	Models []string
+	// ModelVersion is the repository version of Model to serve
+	// (KRONOS_MODEL_VERSION, default "": the highest version present). The
+	// other models of Models are served at their highest version.
 	ModelVersion string
 	// ORTLib is the path of the ONNX Runtime shared library (KRONOS_ORT_LIB,
 	// default "": the embedded backend's own lookup).
@@ -73,27 +79,68 @@ type Options struct {
 	// MaxSampleCount is the largest sample_count accepted
 	// (KRONOS_MAX_SAMPLE_COUNT, default 32).
 	MaxSampleCount int
-	// MaxBatchItems is the most items of one batch request
-	// (KRONOS_MAX_BATCH_ITEMS, default 64; reserved for /v1/predict/batch).
+	// MaxBatchItems is the most items of one POST /v1/predict/batch
+	// request (KRONOS_MAX_BATCH_ITEMS, default 64); more are rejected with
+	// 422 on field "items".
 	MaxBatchItems int
+	// MaxBatchRows is the most rows (sample paths: the sum of the items'
+	// sample_count) decoded together in one backend session
+	// (KRONOS_MAX_BATCH_ROWS, default 64); a larger batch runs as several
+	// sessions, one after the other. It must be at least MaxSampleCount.
+	MaxBatchRows int
 	// MaxBodyBytes is the largest request body (KRONOS_MAX_BODY_BYTES,
 	// default 10 MiB). Accepts a byte count or a size with a unit: "10MiB",
 	// "512KiB", "1GiB" (K/M/G, KB/MB/GB and KiB/MiB/GiB all mean powers of
 	// 1024).
 	MaxBodyBytes int64
 
+	// Admission.
+
+	// MaxConcurrency is the number of forecasts that run on the backends at
+	// once (KRONOS_MAX_CONCURRENCY, default 2, one per core of the
+	// reference machine). A batch request counts as one forecast.
+	MaxConcurrency int
+	// QueueSize is the number of forecasts that may wait, first in first
+	// out, for one of the MaxConcurrency slots (KRONOS_QUEUE_SIZE, default
+	// 16; 0 = no queue). A forecast that finds the queue full is answered
+	// 429 at once; one that waits longer than the request's remaining
+	// RequestTimeout is answered 504.
+	QueueSize int
+
+	// Authentication and rate limiting.
+
+	// APIKeys are the accepted API keys (KRONOS_API_KEYS, comma-separated;
+	// default none). With APIKeysFile, the keys of both are accepted. With
+	// no key at all, authentication is off. Keys are printable ASCII
+	// without spaces, at most 256 bytes; they are never logged (AsMap
+	// shows their number, the access log a short hash).
+	APIKeys []string
+	// APIKeysFile is a file of API keys, one per line; blank lines and lines
+	// starting with "#" are skipped (KRONOS_API_KEYS_FILE, default "").
+	APIKeysFile string
+	// RateLimitPerMinute is the sustained number of forecast requests one
+	// API key (or, without keys, one client IP address) may send per minute
+	// (KRONOS_RATE_LIMIT_PER_MINUTE, default 0 = no limit). Fractions are
+	// allowed ("0.5": one request every two minutes).
+	RateLimitPerMinute float64
+	// RateLimitBurst is the number of requests a caller may send at once
+	// before the rate applies (KRONOS_RATE_LIMIT_BURST, default 0 = the
+	// per-minute rate rounded up, at least 1).
+	RateLimitBurst int
+
 	// Timeouts. Durations accept Go syntax ("30s", "1m30s") or plain
 	// seconds as the seed did ("30", "2.5").
 
-	// InferenceTimeout bounds the forecast of one request: every backend
-	// call runs under a context with this deadline, so a stuck backend is
-	// cancelled, not abandoned (KRONOS_INFERENCE_TIMEOUT, default 30s).
+	// InferenceTimeout bounds the backend work of one request (for a batch,
+	// of all its items): every backend call runs under a context with this
+	// deadline, so a stuck or slow forecast is cancelled, not abandoned
+	// (KRONOS_INFERENCE_TIMEOUT, default 30s).
 	InferenceTimeout time.Duration
-	// RequestTimeout bounds a whole request: reading the body, decoding,
-	// validation and inference (KRONOS_REQUEST_TIMEOUT, default 60s). It
-	// must be at least InferenceTimeout.
+	// RequestTimeout bounds a whole request: decoding, validation, waiting
+	// in the admission queue and inference (KRONOS_REQUEST_TIMEOUT, default
+	// 60s). It must be at least InferenceTimeout.
 	RequestTimeout time.Duration
-	// StartupTimeout bounds loading the model at start
+	// StartupTimeout bounds loading every model at start
 	// (KRONOS_STARTUP_TIMEOUT, default 120s).
 	StartupTimeout time.Duration
 	// ShutdownTimeout bounds the graceful shutdown: in-flight requests get
@@ -125,7 +172,10 @@ func NewOptions() Options {
 		MaxPredictionSteps: 512,
 		MaxSampleCount:     32,
 		MaxBatchItems:      64,
+		MaxBatchRows:       64,
 		MaxBodyBytes:       10 << 20,
+		MaxConcurrency:     2,
+		QueueSize:          16,
 		InferenceTimeout:   30 * time.Second,
 		RequestTimeout:     60 * time.Second,
 		StartupTimeout:     120 * time.Second,
@@ -188,12 +238,40 @@ func durationSetting(env string, f func(*Options) *time.Duration) setting {
 		func(o *Options) string { return f(o).String() }}
 }
 
+// listSetting reads a comma-separated list (blank entries dropped). A
+// secret list shows only its length in AsMap.
+func listSetting(env string, f func(*Options) *[]string, secret bool) setting {
+	return setting{env,
+		func(o *Options, v string) error { *f(o) = splitList(v); return nil },
+		func(o *Options) string {
+			if secret {
+				if len(*f(o)) == 0 {
+					return ""
+				}
+				return fmt.Sprintf("<%d keys>", len(*f(o)))
+			}
+			return strings.Join(*f(o), ",")
+		}}
+}
+
+// splitList splits a comma-separated value, trimming blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // settings lists every variable FromEnv reads, in the order of Options.
 var settings = []setting{
 	stringSetting("KRONOS_HOST", func(o *Options) *string { return &o.Host }),
 	intSetting("KRONOS_PORT", func(o *Options) *int { return &o.Port }),
 	stringSetting("KRONOS_MODEL_REPOSITORY", func(o *Options) *string { return &o.ModelRepository }),
 	stringSetting("KRONOS_MODEL", func(o *Options) *string { return &o.Model }),
+	listSetting("KRONOS_MODELS", func(o *Options) *[]string { return &o.Models }, false),
 	stringSetting("KRONOS_MODEL_VERSION", func(o *Options) *string { return &o.ModelVersion }),
 	stringSetting("KRONOS_ORT_LIB", func(o *Options) *string { return &o.ORTLib }),
 	intSetting("KRONOS_INTRA_OP_THREADS", func(o *Options) *int { return &o.IntraOpThreads }),
@@ -206,6 +284,7 @@ var settings = []setting{
 	intSetting("KRONOS_MAX_PREDICTION_STEPS", func(o *Options) *int { return &o.MaxPredictionSteps }),
 	intSetting("KRONOS_MAX_SAMPLE_COUNT", func(o *Options) *int { return &o.MaxSampleCount }),
 	intSetting("KRONOS_MAX_BATCH_ITEMS", func(o *Options) *int { return &o.MaxBatchItems }),
+	intSetting("KRONOS_MAX_BATCH_ROWS", func(o *Options) *int { return &o.MaxBatchRows }),
 	{"KRONOS_MAX_BODY_BYTES",
 		func(o *Options, v string) error {
 			n, err := parseBytes(v)
@@ -216,6 +295,12 @@ var settings = []setting{
 			return nil
 		},
 		func(o *Options) string { return strconv.FormatInt(o.MaxBodyBytes, 10) }},
+	intSetting("KRONOS_MAX_CONCURRENCY", func(o *Options) *int { return &o.MaxConcurrency }),
+	intSetting("KRONOS_QUEUE_SIZE", func(o *Options) *int { return &o.QueueSize }),
+	listSetting("KRONOS_API_KEYS", func(o *Options) *[]string { return &o.APIKeys }, true),
+	stringSetting("KRONOS_API_KEYS_FILE", func(o *Options) *string { return &o.APIKeysFile }),
+	floatSetting("KRONOS_RATE_LIMIT_PER_MINUTE", func(o *Options) *float64 { return &o.RateLimitPerMinute }),
+	intSetting("KRONOS_RATE_LIMIT_BURST", func(o *Options) *int { return &o.RateLimitBurst }),
 	durationSetting("KRONOS_INFERENCE_TIMEOUT", func(o *Options) *time.Duration { return &o.InferenceTimeout }),
 	durationSetting("KRONOS_REQUEST_TIMEOUT", func(o *Options) *time.Duration { return &o.RequestTimeout }),
 	durationSetting("KRONOS_STARTUP_TIMEOUT", func(o *Options) *time.Duration { return &o.StartupTimeout }),
@@ -286,6 +371,23 @@ func (o Options) Validate() error {
 	}
 	if o.Model == "" {
 		bad("KRONOS_MODEL", "must not be empty")
+	} else if !validModelName(o.Model) {
+		bad("KRONOS_MODEL", "%q is not a model name (letters, digits, '.', '_' and '-')", o.Model)
+	}
+	if len(o.Models) > 0 {
+		seen := map[string]bool{}
+		for _, m := range o.Models {
+			switch {
+			case !validModelName(m):
+				bad("KRONOS_MODELS", "%q is not a model name (letters, digits, '.', '_' and '-')", m)
+			case seen[m]:
+				bad("KRONOS_MODELS", "lists %q twice", m)
+			}
+			seen[m] = true
+		}
+		if o.Model != "" && !seen[o.Model] {
+			bad("KRONOS_MODELS", "must include the default model KRONOS_MODEL=%q", o.Model)
+		}
 	}
 	if o.IntraOpThreads < 0 {
 		bad("KRONOS_INTRA_OP_THREADS", "must be >= 0 (0 = ONNX Runtime default), got %d", o.IntraOpThreads)
@@ -310,6 +412,8 @@ func (o Options) Validate() error {
 		{"KRONOS_MAX_PREDICTION_STEPS", o.MaxPredictionSteps},
 		{"KRONOS_MAX_SAMPLE_COUNT", o.MaxSampleCount},
 		{"KRONOS_MAX_BATCH_ITEMS", o.MaxBatchItems},
+		{"KRONOS_MAX_BATCH_ROWS", o.MaxBatchRows},
+		{"KRONOS_MAX_CONCURRENCY", o.MaxConcurrency},
 	}
 	for _, p := range positive {
 		if p.v < 1 {
@@ -319,6 +423,24 @@ func (o Options) Validate() error {
 	if o.DefaultSampleCount < 1 || (o.MaxSampleCount >= 1 && o.DefaultSampleCount > o.MaxSampleCount) {
 		bad("KRONOS_DEFAULT_SAMPLE_COUNT", "must be in [1, KRONOS_MAX_SAMPLE_COUNT=%d], got %d",
 			o.MaxSampleCount, o.DefaultSampleCount)
+	}
+	if o.MaxSampleCount >= 1 && o.MaxBatchRows >= 1 && o.MaxBatchRows < o.MaxSampleCount {
+		bad("KRONOS_MAX_BATCH_ROWS", "must be at least KRONOS_MAX_SAMPLE_COUNT=%d (one item's rows share a session), got %d",
+			o.MaxSampleCount, o.MaxBatchRows)
+	}
+	if o.QueueSize < 0 {
+		bad("KRONOS_QUEUE_SIZE", "must be >= 0 (0 = no queue), got %d", o.QueueSize)
+	}
+	for i, k := range o.APIKeys {
+		if err := checkAPIKey(k); err != nil {
+			bad("KRONOS_API_KEYS", "key %d %v", i+1, err)
+		}
+	}
+	if !(o.RateLimitPerMinute >= 0) || math.IsInf(o.RateLimitPerMinute, 0) {
+		bad("KRONOS_RATE_LIMIT_PER_MINUTE", "must be a finite number >= 0 (0 = no limit), got %v", o.RateLimitPerMinute)
+	}
+	if o.RateLimitBurst < 0 {
+		bad("KRONOS_RATE_LIMIT_BURST", "must be >= 0 (0 = the per-minute rate), got %d", o.RateLimitBurst)
 	}
 	if o.MaxBodyBytes < 1 || o.MaxBodyBytes > math.MaxInt32 {
 		bad("KRONOS_MAX_BODY_BYTES", "must be in [1, %d], got %d", math.MaxInt32, o.MaxBodyBytes)
@@ -355,6 +477,28 @@ func (o Options) AsMap() map[string]string {
 		m[s.env] = s.show(&o)
 	}
 	return m
+}
+
+// ModelNames returns the models to load: Models, or Model alone.
+func (o Options) ModelNames() []string {
+	if len(o.Models) == 0 {
+		return []string{o.Model}
+	}
+	return append([]string(nil), o.Models...)
+}
+
+// validModelName accepts the names the exporter writes: letters, digits,
+// '.', '_' and '-', not starting with '.'.
+func validModelName(s string) bool {
+	if s == "" || len(s) > 128 || s[0] == '.' {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // addr is the host:port the server listens on.

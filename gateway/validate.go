@@ -17,6 +17,8 @@ const maxRandomSeed = 1 << 53
 
 // prepared is a validated request, ready for the forecaster.
 type prepared struct {
+	// lease holds the model the item runs on; the handler releases it.
+	lease         *lease
 	job           forecast.Job
 	seriesID      *string
 	predStamps    []stamp
@@ -48,9 +50,9 @@ func (a *App) decodeLimits() decodeLimits {
 //     1 <= sample_count <= MaxSampleCount;
 //   - quantiles are in [0, 1] and distinct.
 //
-// Inputs longer than the context keep their last candles; the statistics
-// of what is kept must be finite in float32.
-func (a *App) prepare(r *predictRequest) (*prepared, error) {
+// Inputs longer than the context of the model (l) keep their last
+// candles; the statistics of what is kept must be finite in float32.
+func (a *App) prepare(r *predictRequest, l *lease) (*prepared, error) {
 	switch {
 	case !r.hasCandles:
 		return nil, infer.Field("candles", "is required")
@@ -83,7 +85,7 @@ func (a *App) prepare(r *predictRequest) (*prepared, error) {
 	}
 
 	candles, stamps := r.Candles, r.Timestamps
-	if n := a.maxContext; n > 0 && len(candles) > n {
+	if n := a.contextOf(l.info()); n > 0 && len(candles) > n {
 		candles, stamps = candles[len(candles)-n:], stamps[len(stamps)-n:]
 	}
 	x := preprocess.Fill(candles, candles[0].Volume != nil, candles[0].Amount != nil)
@@ -91,6 +93,7 @@ func (a *App) prepare(r *predictRequest) (*prepared, error) {
 		return nil, err
 	}
 	return &prepared{
+		lease: l,
 		job: forecast.Job{
 			X:           x,
 			XTime:       times(stamps),

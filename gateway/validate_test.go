@@ -280,7 +280,7 @@ func TestPrepare(t *testing.T) {
 	m["overrides"] = map[string]any{"temperature": 0.5, "seed": 7}
 	r, err := decodePredict(mustJSON(t, m), a.decodeLimits())
 	require.NoError(t, err)
-	p, err := a.prepare(r)
+	p, err := prepareDefault(t, a, r)
 	require.NoError(t, err)
 
 	require.Len(t, p.job.XTime, 3, "truncated to the last max_context candles")
@@ -304,7 +304,7 @@ func TestPrepare(t *testing.T) {
 	delete(m, "overrides")
 	r, err = decodePredict(mustJSON(t, m), a.decodeLimits())
 	require.NoError(t, err)
-	p, err = a.prepare(r)
+	p, err = prepareDefault(t, a, r)
 	require.NoError(t, err)
 	require.Less(t, p.job.Params.Seed, uint64(maxRandomSeed))
 }

@@ -119,6 +119,9 @@ func (a *App) logRequest(c *fiber.Ctx, route, outcome string, latency time.Durat
 		slog.Float64("latency_ms", float64(latency.Microseconds())/1000),
 		slog.String("outcome", outcome),
 	}
+	if id, ok := c.Locals(localKeyID).(string); ok {
+		attrs = append(attrs, slog.String("key_id", id)) // a hash; keys are never logged
+	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/kronos-gateway/kronos-gateway/internal/infer"
@@ -25,16 +26,25 @@ func NewLogger(w io.Writer, level string) *slog.Logger {
 }
 
 // Run serves the gateway until ctx is cancelled: it logs the effective
-// configuration, opens the embedded ONNX Runtime backend (within
-// StartupTimeout) and logs which model it serves, listens on Host:Port, and
-// when ctx is done shuts down gracefully (ShutdownTimeout) and closes the
-// backend last. It returns nil after a clean shutdown, including one
-// requested while the model was still loading.
+// configuration, opens every model of Options.ModelNames on the embedded
+// ONNX Runtime backend (all within StartupTimeout) and logs each, listens
+// on Host:Port, and when ctx is done shuts down gracefully and closes the
+// backends last:
+//
+//  1. the App starts draining: readiness answers 503, new forecasts get 503
+//     with Retry-After, the listener closes (new connections are refused)
+//     and keep-alive connections are closed after their current request;
+//  2. every forecast already admitted (running or queued) finishes, within
+//     ShutdownTimeout; those still running then are cancelled (503);
+//  3. the backends are closed, and Run returns.
+//
+// It returns nil after a clean shutdown, including one requested while the
+// models were still loading.
 func Run(ctx context.Context, opts Options, logger *slog.Logger) error {
 	return run(ctx, opts, logger, openEmbedded, nil)
 }
 
-// openEmbedded opens the default backend.
+// openEmbedded opens the backend of o.Model.
 func openEmbedded(o Options) (infer.Backend, error) {
 	b, err := onnxlocal.Open(onnxlocal.Options{
 		RepoDir:        o.ModelRepository,
@@ -61,32 +71,42 @@ func run(ctx context.Context, opts Options, logger *slog.Logger,
 		return err
 	}
 	logger.Info("configuration", slog.Any("config", opts.AsMap()))
+	if _, err := opts.loadAPIKeys(); err != nil { // fail before the slow part
+		return err
+	}
 
 	start := time.Now()
-	backend, err := openWithin(ctx, opts, open)
-	if err != nil || backend == nil {
+	backends, err := openWithin(ctx, opts, open)
+	if err != nil || backends == nil {
+		return err
+	}
+	models, err := NewModels(opts.Model, backends...)
+	if err != nil {
+		closeAll(backends)
 		return err
 	}
 	defer func() {
-		if err := backend.Close(); err != nil {
-			logger.Error("closing the backend", slog.String("error", err.Error()))
+		if err := models.Close(); err != nil {
+			logger.Error("closing the backends", slog.String("error", err.Error()))
 		}
 		logger.Info("backend closed")
 	}()
-	info := backend.Info()
-	logger.Info("model loaded",
-		slog.String("model", info.Name),
-		slog.String("repository_version", info.Version),
-		slog.String("checkpoint", info.Checkpoint),
-		slog.String("model_version", info.ModelVersion),
-		slog.String("tokenizer_checkpoint", info.TokenizerCheckpoint),
-		slog.String("tokenizer_version", info.TokenizerVersion),
-		slog.Int("max_context", info.MaxContext),
-		slog.String("backend", info.Backend),
-		slog.String("device", info.Device),
-		slog.Int64("load_ms", time.Since(start).Milliseconds()))
+	for _, info := range models.Infos() {
+		logger.Info("model loaded",
+			slog.String("model", info.Name),
+			slog.Bool("default", info.Name == opts.Model),
+			slog.String("repository_version", info.Version),
+			slog.String("checkpoint", info.Checkpoint),
+			slog.String("model_version", info.ModelVersion),
+			slog.String("tokenizer_checkpoint", info.TokenizerCheckpoint),
+			slog.String("tokenizer_version", info.TokenizerVersion),
+			slog.Int("max_context", info.MaxContext),
+			slog.String("backend", info.Backend),
+			slog.String("device", info.Device),
+			slog.Int64("load_ms", time.Since(start).Milliseconds()))
+	}
 
-	app, err := New(opts, Deps{Backend: backend, Logger: logger})
+	app, err := New(opts, Deps{Models: models, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -119,43 +139,65 @@ func run(ctx context.Context, opts Options, logger *slog.Logger,
 	return nil
 }
 
-// openWithin opens the backend within StartupTimeout. A nil backend with a
-// nil error means ctx was cancelled first (a clean stop). A backend that
-// finishes loading after the deadline is closed.
-func openWithin(ctx context.Context, opts Options, open func(Options) (infer.Backend, error)) (infer.Backend, error) {
+// openWithin opens every model of opts.ModelNames, one after the other,
+// within StartupTimeout: open gets opts with Model set to each name (and
+// ModelVersion kept for the default model only), and each backend must
+// report that name. A nil slice with a nil error means ctx was cancelled
+// first (a clean stop). On any failure the backends already open are
+// closed, as are those that finish loading after the deadline.
+func openWithin(ctx context.Context, opts Options, open func(Options) (infer.Backend, error)) ([]infer.Backend, error) {
 	type opened struct {
-		b   infer.Backend
+		bs  []infer.Backend
 		err error
 	}
 	ch := make(chan opened, 1)
 	go func() {
-		b, err := open(opts)
-		ch <- opened{b, err}
+		var bs []infer.Backend
+		for _, name := range opts.ModelNames() {
+			o := opts
+			o.Model = name
+			if name != opts.Model {
+				o.ModelVersion = ""
+			}
+			b, err := open(o)
+			if err == nil && b == nil {
+				err = errors.New("opening the backend returned no backend")
+			}
+			if err == nil && b.Info().Name != name {
+				err = fmt.Errorf("the backend reports the model name %q", b.Info().Name)
+				_ = b.Close()
+			}
+			if err != nil {
+				closeAll(bs)
+				ch <- opened{nil, fmt.Errorf("opening model %q (version %q) from %s: %w",
+					name, o.ModelVersion, opts.ModelRepository, err)}
+				return
+			}
+			bs = append(bs, b)
+		}
+		ch <- opened{bs, nil}
 	}()
 	abandon := func() {
-		go func() {
-			if o := <-ch; o.b != nil {
-				_ = o.b.Close()
-			}
-		}()
+		go func() { closeAll((<-ch).bs) }()
 	}
 	timer := time.NewTimer(opts.StartupTimeout)
 	defer timer.Stop()
 	select {
 	case o := <-ch:
-		if o.err != nil {
-			return nil, fmt.Errorf("opening model %q (version %q) from %s: %w",
-				opts.Model, opts.ModelVersion, opts.ModelRepository, o.err)
-		}
-		if o.b == nil {
-			return nil, errors.New("opening the backend returned no backend")
-		}
-		return o.b, nil
+		return o.bs, o.err
 	case <-timer.C:
 		abandon()
-		return nil, fmt.Errorf("loading model %q took longer than KRONOS_STARTUP_TIMEOUT (%v)", opts.Model, opts.StartupTimeout)
+		return nil, fmt.Errorf("loading the models %s took longer than KRONOS_STARTUP_TIMEOUT (%v)",
+			strings.Join(opts.ModelNames(), ", "), opts.StartupTimeout)
 	case <-ctx.Done():
 		abandon()
 		return nil, nil
+	}
+}
+
+// closeAll closes backends, ignoring errors (a failed start).
+func closeAll(bs []infer.Backend) {
+	for _, b := range bs {
+		_ = b.Close()
 	}
 }

@@ -75,6 +75,7 @@ func serve(t *testing.T, ctx context.Context, o Options, logs io.Writer, open fu
 func serverOptions() Options {
 	o := testOptions()
 	o.Host, o.Port = "127.0.0.1", 0
+	o.Model = "kronos-fake" // newFakeBackend's name
 	o.MaxBodyBytes = 4096
 	o.ShutdownTimeout = 100 * time.Millisecond
 	return o
@@ -234,6 +235,7 @@ func TestRunEmbedded(t *testing.T) {
 	o := serverOptions()
 	o.ORTLib = testLib(t)
 	o.ModelRepository = "../model_repository"
+	o.Model = "kronos-nano"
 	o.IntraOpThreads = 1
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())

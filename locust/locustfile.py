@@ -21,6 +21,7 @@ Environment (defaults in brackets):
     KRONOS_LOAD_WAIT_MIN/MAX   think time between requests, seconds [1, 2]
     KRONOS_LOAD_TIMEOUT        client timeout, seconds [300]
     KRONOS_LOAD_SEED           random seed for reproducible windows [none]
+    KRONOS_LOAD_API_KEY        sent as X-API-Key when the gateway has KRONOS_API_KEYS [none]
 """
 
 import csv
@@ -141,6 +142,7 @@ WAIT_MIN = _float_env("KRONOS_LOAD_WAIT_MIN", 1.0)
 WAIT_MAX = _float_env("KRONOS_LOAD_WAIT_MAX", 2.0)
 TIMEOUT = _float_env("KRONOS_LOAD_TIMEOUT", 300.0)
 SEED = os.environ.get("KRONOS_LOAD_SEED", "").strip()
+API_KEY = os.environ.get("KRONOS_LOAD_API_KEY", "").strip()
 if SINGLE_WEIGHT + BATCH_WEIGHT == 0:
     raise ValueError("KRONOS_LOAD_SINGLE_WEIGHT and KRONOS_LOAD_BATCH_WEIGHT are both 0")
 
@@ -168,13 +170,16 @@ class KronosUser(HttpUser):
 
     def _post(self, route, payload, check):
         self.sent += 1
+        headers = {"X-Request-ID": f"locust-{self.user_id}-{self.sent}"}
+        if API_KEY:
+            headers["X-API-Key"] = API_KEY
         with self.client.post(
             route,
             json=payload,
             name=route,
             timeout=TIMEOUT,
             catch_response=True,
-            headers={"X-Request-ID": f"locust-{self.user_id}-{self.sent}"},
+            headers=headers,
         ) as resp:
             if resp.status_code == 0:
                 resp.failure(f"no response: {resp.error}")

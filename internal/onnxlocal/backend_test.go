@@ -172,6 +172,7 @@ func TestOpenErrors(t *testing.T) {
 		{"missing version", Options{RepoDir: repo, Model: "tiny", Version: "7", LibPath: lib}, infer.KindNotFound},
 		{"no versions", Options{RepoDir: emptyModel(t, empty), Model: "tiny", LibPath: lib}, infer.KindNotFound},
 		{"missing library", Options{RepoDir: repo, Model: "tiny", LibPath: filepath.Join(empty, "libonnxruntime.so.1")}, infer.KindUnavailable},
+		{"not a library", Options{RepoDir: repo, Model: "tiny", LibPath: notALibrary(t, empty)}, infer.KindUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := Open(tc.opt)
@@ -184,6 +185,15 @@ func TestOpenErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// notALibrary writes a file that the dynamic loader rejects.
+func notALibrary(t *testing.T, dir string) string {
+	p := filepath.Join(dir, "libnot-onnxruntime.so.1")
+	if err := os.WriteFile(p, []byte("not an ELF file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // emptyModel creates a repository with the five role folders of "tiny" and

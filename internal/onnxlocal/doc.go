@@ -67,6 +67,16 @@
 // timed-out forecast stops consuming CPU at the next node boundary; the
 // failed run is reported as KindTimeout or KindCanceled from ctx.Err().
 //
+// # Tuning
+//
+// Every graph gets its own ORT session with Options.IntraOpThreads threads
+// (default: all CPUs), sequential execution and all graph optimisations.
+// Worker threads do not spin between nodes unless Options.Spinning is set:
+// on a shared 2-core machine spinning made a Kronos-small step 2-3 times
+// slower. Per step, the time goes almost entirely to ORT's matrix products
+// over the weights (the Go side is under 2%); see BenchmarkStep and
+// BenchmarkGreedy.
+//
 // # Errors
 //
 // Errors wrap the internal/infer vocabulary: a missing repository, model or

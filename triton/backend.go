@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -440,7 +441,9 @@ func (b *Backend) infer(ctx context.Context, r graphs.Role, version string, req 
 		} else {
 			err = classify(ctx, rerr, what, b.opt.OverloadRetryAfter)
 		}
-		if infer.KindOf(err) == infer.KindUnavailable {
+		if infer.KindOf(err) == infer.KindUnavailable && !strings.Contains(rerr.Error(), msgQueueTimeout) {
+			// Version gone or not ready, server restarted: look again
+			// before the next session (not for a mere queue timeout).
 			b.stale.Store(true)
 		}
 	}

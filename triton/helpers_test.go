@@ -108,12 +108,30 @@ func embedded(t testing.TB, c kronostest.Config) (*onnxlocal.Backend, *graphs.Ma
 }
 
 // fakeTriton starts a fake Triton serving version 1 of c on the embedded
-// backend and stops it at the end of the test.
+// backend (window and window_s2 composed from its prefill and s2 graphs)
+// and stops it at the end of the test.
 func fakeTriton(t testing.TB, c kronostest.Config, opt tritontest.Options, p modelconfig.Params) (*tritontest.Server, infer.Backend, *graphs.Manifest) {
+	return fakeTritonWith(t, c, opt, p, false)
+}
+
+// fakeTritonWith is fakeTriton; with windowGraphs the window models run
+// the exported window and window_s2 graphs on ONNX Runtime instead.
+func fakeTritonWith(t testing.TB, c kronostest.Config, opt tritontest.Options, p modelconfig.Params, windowGraphs bool) (*tritontest.Server, infer.Backend, *graphs.Manifest) {
 	t.Helper()
 	emb, man := embedded(t, c)
+	models := tritontest.KronosModels(emb)
+	if windowGraphs {
+		wm, closeAll, err := kronostest.WindowModels(moduleRoot, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(closeAll) // after srv.Stop (cleanups run last first)
+		for r, m := range wm {
+			models[r] = m
+		}
+	}
 	srv := tritontest.New(opt)
-	if err := tritontest.AddKronos(srv, man, "1", emb, p, true); err != nil {
+	if err := tritontest.AddKronosModels(srv, man, "1", models, p, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := srv.Start(); err != nil {

@@ -80,7 +80,8 @@ func (c *confCase) jobs(t testing.TB) []forecast.Job {
 
 // TestConformanceThroughTriton runs the public conformance cases through
 // the Triton path (client -> gRPC -> fake Triton -> real exported graphs on
-// ONNX Runtime) and checks that every generated token id equals the
+// ONNX Runtime: the window and window_s2 graphs, and for comparison the
+// embedded prefill + s2 graphs composed) and checks that every generated token id equals the
 // reference, the final windows too, and that the prediction is within the
 // README's tolerance. It also checks that the embedded path gives the same
 // ids, and that every window request was padded to a bucket.
@@ -98,80 +99,90 @@ func TestConformanceThroughTriton(t *testing.T) {
 		{kronostest.Nano, "nano_short", nil}, // 64, 128, 192, 256
 	}
 	for _, tc := range cases {
-		t.Run(tc.conf.Name+"/"+tc.name, func(t *testing.T) {
-			srv, emb, _ := fakeTriton(t, tc.conf, tritontest.Options{}, modelconfig.Params{})
-			b, _ := client(t, srv.Addr(), Options{Model: tc.conf.Name, Buckets: tc.buckets})
-			ref := loadCase(t, tc.conf, tc.name)
-			ctx := testCtx(t)
+		for _, windowGraphs := range []bool{true, false} {
+			mode := "window graphs"
+			if !windowGraphs {
+				mode = "composed prefill+s2"
+			}
+			t.Run(tc.conf.Name+"/"+tc.name+"/"+mode, func(t *testing.T) {
+				testConformanceCase(t, tc.conf, tc.name, tc.buckets, windowGraphs)
+			})
+		}
+	}
+}
 
-			tr := &forecast.Trace{}
-			res, err := (&forecast.Forecaster{Backend: b, Trace: tr}).Predict(ctx, ref.jobs(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			mb := &ref.ModelBatch
-			if len(tr.Steps) != len(mb.Steps) {
-				t.Fatalf("%d steps, reference %d", len(tr.Steps), len(mb.Steps))
-			}
-			for i, st := range tr.Steps {
-				if !slices.Equal(st.S1, mb.Steps[i].S1) || !slices.Equal(st.S2, mb.Steps[i].S2) {
-					t.Fatalf("step %d: ids s1 %v s2 %v, reference s1 %v s2 %v", i, st.S1, st.S2, mb.Steps[i].S1, mb.Steps[i].S2)
-				}
-			}
-			for r := range tr.FinalS1 {
-				if !slices.Equal(tr.FinalS1[r], mb.FinalS1[r]) || !slices.Equal(tr.FinalS2[r], mb.FinalS2[r]) {
-					t.Fatalf("row %d: final window differs from the reference", r)
-				}
-			}
-			for s, se := range ref.Series {
-				for p, row := range se.Prediction {
-					for c, want := range row {
-						got := float64(res[s].Mean[p*6+c])
-						if math.Abs(got-want) > 1e-4*(math.Abs(want)+se.Std[c]+1e-5) {
-							t.Fatalf("series %d prediction[%d][%d] = %v, reference %v", s, p, c, got, want)
-						}
-					}
-				}
-			}
+// testConformanceCase runs one case through a fake Triton.
+func testConformanceCase(t *testing.T, conf kronostest.Config, name string, buckets []int, windowGraphs bool) {
+	srv, emb, _ := fakeTritonWith(t, conf, tritontest.Options{}, modelconfig.Params{}, windowGraphs)
+	b, _ := client(t, srv.Addr(), Options{Model: conf.Name, Buckets: buckets})
+	ref := loadCase(t, conf, name)
+	ctx := testCtx(t)
 
-			// The embedded path on the same graphs gives the same ids.
-			etr := &forecast.Trace{}
-			if _, err := (&forecast.Forecaster{Backend: emb, Trace: etr}).Predict(ctx, ref.jobs(t)); err != nil {
-				t.Fatal(err)
-			}
-			for i := range etr.Steps {
-				if !slices.Equal(etr.Steps[i].S1, tr.Steps[i].S1) || !slices.Equal(etr.Steps[i].S2, tr.Steps[i].S2) {
-					t.Fatalf("step %d: embedded and Triton paths differ", i)
+	tr := &forecast.Trace{}
+	res, err := (&forecast.Forecaster{Backend: b, Trace: tr}).Predict(ctx, ref.jobs(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb := &ref.ModelBatch
+	if len(tr.Steps) != len(mb.Steps) {
+		t.Fatalf("%d steps, reference %d", len(tr.Steps), len(mb.Steps))
+	}
+	for i, st := range tr.Steps {
+		if !slices.Equal(st.S1, mb.Steps[i].S1) || !slices.Equal(st.S2, mb.Steps[i].S2) {
+			t.Fatalf("step %d: ids s1 %v s2 %v, reference s1 %v s2 %v", i, st.S1, st.S2, mb.Steps[i].S1, mb.Steps[i].S2)
+		}
+	}
+	for r := range tr.FinalS1 {
+		if !slices.Equal(tr.FinalS1[r], mb.FinalS1[r]) || !slices.Equal(tr.FinalS2[r], mb.FinalS2[r]) {
+			t.Fatalf("row %d: final window differs from the reference", r)
+		}
+	}
+	for s, se := range ref.Series {
+		for p, row := range se.Prediction {
+			for c, want := range row {
+				got := float64(res[s].Mean[p*6+c])
+				if math.Abs(got-want) > 1e-4*(math.Abs(want)+se.Std[c]+1e-5) {
+					t.Fatalf("series %d prediction[%d][%d] = %v, reference %v", s, p, c, got, want)
 				}
 			}
+		}
+	}
 
-			// Every window request was padded to a bucket and pinned.
-			buckets := tc.buckets
-			if buckets == nil {
-				buckets = modelconfig.DefaultBuckets(tc.conf.MaxContext)
+	// The embedded path on the same graphs gives the same ids.
+	etr := &forecast.Trace{}
+	if _, err := (&forecast.Forecaster{Backend: emb, Trace: etr}).Predict(ctx, ref.jobs(t)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range etr.Steps {
+		if !slices.Equal(etr.Steps[i].S1, tr.Steps[i].S1) || !slices.Equal(etr.Steps[i].S2, tr.Steps[i].S2) {
+			t.Fatalf("step %d: embedded and Triton paths differ", i)
+		}
+	}
+
+	// Every window request was padded to a bucket and pinned.
+	if buckets == nil {
+		buckets = modelconfig.DefaultBuckets(conf.MaxContext)
+	}
+	n := 0
+	for _, call := range srv.Calls() {
+		if call.Version != "1" {
+			t.Fatalf("call to %s version %q, want the pinned 1", call.Model, call.Version)
+		}
+		if sh, ok := call.Shapes["last"]; ok {
+			n++
+			if tl := call.Shapes["s1"][1]; !slices.Contains(buckets, int(tl)) {
+				t.Fatalf("%s sent T=%d, not a bucket of %v", call.Model, tl, buckets)
 			}
-			n := 0
-			for _, call := range srv.Calls() {
-				if call.Version != "1" {
-					t.Fatalf("call to %s version %q, want the pinned 1", call.Model, call.Version)
-				}
-				if sh, ok := call.Shapes["last"]; ok {
-					n++
-					if tl := call.Shapes["s1"][1]; !slices.Contains(buckets, int(tl)) {
-						t.Fatalf("%s sent T=%d, not a bucket of %v", call.Model, tl, buckets)
-					}
-					if sh[1] != 1 {
-						t.Fatalf("last sent with shape %v, want [B,1]", sh)
-					}
-				}
+			if sh[1] != 1 {
+				t.Fatalf("last sent with shape %v, want [B,1]", sh)
 			}
-			if want := 2 * len(mb.Steps); n != want {
-				t.Fatalf("%d window calls, want %d (one window and one window_s2 per step)", n, want)
-			}
-			if st := b.Stats(); st.Calls != int64(n+2) || st.BytesSent <= 0 || st.BytesReceived <= 0 {
-				t.Fatalf("stats %+v after %d window calls + encode + decode", st, n)
-			}
-		})
+		}
+	}
+	if want := 2 * len(mb.Steps); n != want {
+		t.Fatalf("%d window calls, want %d (one window and one window_s2 per step)", n, want)
+	}
+	if st := b.Stats(); st.Calls != int64(n+2) || st.BytesSent <= 0 || st.BytesReceived <= 0 {
+		t.Fatalf("stats %+v after %d window calls + encode + decode", st, n)
 	}
 }
 

@@ -40,6 +40,13 @@ func TestConfigsMatchGraphs(t *testing.T) {
 		}
 		graphOf[r] = g
 	}
+	for _, r := range []graphs.Role{modelconfig.Window, modelconfig.WindowS2} {
+		g, err := m.WindowGraph(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		graphOf[r] = g
+	}
 	for _, r := range modelconfig.AllRoles {
 		for _, v := range []modelconfig.Variant{modelconfig.CPU, modelconfig.GPU} {
 			t.Run(string(r)+"/"+v.String(), func(t *testing.T) {
@@ -58,16 +65,7 @@ func TestConfigsMatchGraphs(t *testing.T) {
 				if again := modelconfig.Marshal(back); !bytes.Equal(again, text) {
 					t.Fatalf("Marshal(Parse(b)) != b:\n%s\n---\n%s", text, again)
 				}
-				g := graphOf[r]
-				switch r {
-				case modelconfig.Window:
-					// The window graph is the prefill computation with
-					// only the s1 logits as output.
-					g = graphOf[graphs.Prefill]
-				case modelconfig.WindowS2:
-					t.Skip("window_s2 graph is not exported yet; its config is checked against the contract only")
-				}
-				if err := modelconfig.CheckONNX(back, g); err != nil {
+				if err := modelconfig.CheckONNX(back, graphOf[r]); err != nil {
 					t.Fatalf("config vs graph:\n%v\n%s", err, text)
 				}
 			})
@@ -81,7 +79,7 @@ func TestCheckONNXCatchesMismatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := m.Graph(graphs.Prefill)
+	g, err := m.WindowGraph(modelconfig.Window)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,17 +201,20 @@ func TestRepositoryConfigs(t *testing.T) {
 	}
 }
 
-// TestExportedRepositoryConfigs exports the tiny model with its configs
-// (as the exporter will) and runs the repository check over it.
+// TestExportedRepositoryConfigs exports the tiny model with the exporter
+// (five graphs, window graphs and Triton configs) and checks every config
+// against its graph.
 func TestExportedRepositoryConfigs(t *testing.T) {
 	dir := t.TempDir()
 	if err := kronostest.Export(dir, root, kronostest.Tiny, "1"); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, r := range graphs.Roles {
+	roles := append(slices.Clone(graphs.Roles), modelconfig.Window, modelconfig.WindowS2)
+	for _, r := range roles {
 		md := filepath.Join(dir, graphs.ModelName("tiny", r))
 		for _, f := range []string{modelconfig.ConfigFile, modelconfig.GPUConfigFile} {
+			// (CPU configs of prefill, step and s2 are the exporter's own.)
 			b, err := os.ReadFile(filepath.Join(md, f))
 			if err != nil {
 				t.Fatal(err)
@@ -236,7 +237,7 @@ func TestExportedRepositoryConfigs(t *testing.T) {
 			n++
 		}
 	}
-	if n != 2*len(graphs.Roles) {
+	if n != 2*len(roles) {
 		t.Fatalf("checked %d configs", n)
 	}
 }

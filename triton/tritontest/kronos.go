@@ -19,8 +19,9 @@ import (
 //   - window_s2 does the same, then S2Logits with next_s1 (prefill + the
 //     s2 graph).
 //
-// So window and window_s2 compose the embedded prefill and s2 graphs until
-// the exporter writes the stateless window graphs themselves.
+// So window and window_s2 compose the embedded prefill and s2 graphs: the
+// same computation as the exported window graphs (which tests also serve
+// directly on ONNX Runtime), from an independent path.
 func KronosModels(b infer.Backend) map[graphs.Role]Model {
 	info := b.Info()
 	v1, v2 := int64(1)<<info.S1Bits, int64(1)<<info.S2Bits

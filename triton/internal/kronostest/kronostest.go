@@ -4,7 +4,7 @@
 package kronostest
 
 import (
-	"encoding/json"
+	"context"
 	"os"
 	"path/filepath"
 	"sync"
@@ -58,42 +58,19 @@ func Model(root string, c Config, ver string) (*export.Model, graphs.Manifest, e
 	return m, man, nil
 }
 
-// Export writes version ver of c into repo: model.onnx and kronos.json of
-// the five graphs of internal/graphs, and the CPU and GPU configs of every
-// role the Triton backend uses plus the five graphs.
+// Export writes version ver of c into repo with the exporter: the five
+// graphs of internal/graphs (export.WriteRepository) and the Triton
+// backend's models and configs (export.WriteTritonModels).
 func Export(repo, root string, c Config, ver string) error {
-	m, man, err := Model(root, c, ver)
+	m, _, err := Model(root, c, ver)
 	if err != nil {
 		return err
 	}
-	for _, r := range graphs.Roles {
-		b, err := m.ONNX(r)
-		if err != nil {
-			return err
-		}
-		d := filepath.Join(repo, graphs.ModelName(c.Name, r), ver)
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(d, "model.onnx"), b, 0o644); err != nil {
-			return err
-		}
-		rm := man
-		rm.Role = r
-		j, err := json.MarshalIndent(rm, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(d, "kronos.json"), j, 0o644); err != nil {
-			return err
-		}
+	opt := export.Options{Dir: repo, Name: c.Name, Version: ver, MaxContext: c.MaxContext}
+	if err := export.WriteRepository(context.Background(), m, opt); err != nil {
+		return err
 	}
-	for _, r := range modelconfig.AllRoles {
-		if err := modelconfig.WriteModel(filepath.Join(repo, graphs.ModelName(c.Name, r)), &man, r, modelconfig.Params{}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return export.WriteTritonModels(context.Background(), m, opt, modelconfig.Params{})
 }
 
 var cache struct {

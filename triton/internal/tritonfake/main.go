@@ -16,8 +16,12 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/kronos-gateway/kronos-gateway/internal/graphs"
 	"github.com/kronos-gateway/kronos-gateway/internal/onnxlocal"
+	"github.com/kronos-gateway/kronos-gateway/internal/onnxpb"
+	"github.com/kronos-gateway/kronos-gateway/triton/internal/kronostest"
 	"github.com/kronos-gateway/kronos-gateway/triton/modelconfig"
 	"github.com/kronos-gateway/kronos-gateway/triton/tritontest"
 )
@@ -47,8 +51,30 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	models := tritontest.KronosModels(b)
+	for _, r := range []graphs.Role{modelconfig.Window, modelconfig.WindowS2} {
+		// Serve the exported window graphs when the repository has them;
+		// otherwise compose them from the embedded prefill and s2 graphs.
+		path := filepath.Join(*repo, graphs.ModelName(*model, r), info.Version, "model.onnx")
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			slog.Info("no exported window graph; composing it from prefill + s2", "role", r)
+			continue
+		}
+		var mp onnxpb.ModelProto
+		if err := proto.Unmarshal(raw, &mp); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		om, err := kronostest.NewONNXModel(&mp, raw)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		defer om.Close()
+		models[r] = om
+		slog.Info("serving the exported window graph", "path", path)
+	}
 	srv := tritontest.New(tritontest.Options{Explicit: true, MaxConcurrent: *concurrent})
-	if err := tritontest.AddKronos(srv, man, info.Version, b, modelconfig.Params{CPUMaxQueue: uint32(*maxQueue)}, true); err != nil {
+	if err := tritontest.AddKronosModels(srv, man, info.Version, models, modelconfig.Params{CPUMaxQueue: uint32(*maxQueue)}, true); err != nil {
 		return err
 	}
 	at, err := srv.StartAt(*addr)

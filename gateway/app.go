@@ -56,6 +56,9 @@ type App struct {
 	routes map[string]bool
 	// draining is set when shutdown begins: new forecasts get 503.
 	draining atomic.Bool
+	// starting is set while Run loads the models (health.go): forecasts
+	// get 503 not_ready and /v1/readyz 503 "loading".
+	starting atomic.Bool
 	// inflight counts running forecasts; closed (under mu) stops new ones
 	// from starting once Shutdown waits for them. stop cancels them when
 	// the shutdown grace period runs out.
@@ -113,11 +116,13 @@ func New(opts Options, deps Deps) (*App, error) {
 		// Request ids and other header values are copied where they are
 		// kept, so Fiber's zero-copy strings stay safe.
 	})
-	a.fiber.Use(a.withRequestID, a.accessLog, a.recoverPanic, a.authenticate)
+	a.fiber.Use(a.withRequestID, a.accessLog, a.recoverPanic, a.authenticate, a.notLoading)
 	a.route(http.MethodGet, RouteHealthz, a.healthz)
 	a.route(http.MethodPost, RoutePredictSingle, a.predictSingle)
 	a.route(http.MethodPost, RoutePredictBatch, a.predictBatch)
 	a.route(http.MethodGet, RouteMetrics, a.serveMetrics())
+	a.routeHealth()
+	a.routeDocs()
 	return a, nil
 }
 

@@ -27,6 +27,7 @@ type localKey int
 const (
 	localRequestID localKey = iota // string
 	localRoute                     // string: the route label
+	localOutcome                   // string: the outcome of a non-2xx answer that is not an error (readyz 503)
 )
 
 // routeUnmatched is the route label of requests that match no route.
@@ -84,6 +85,8 @@ func (a *App) accessLog(c *fiber.Ctx) error {
 	if err := c.Next(); err != nil {
 		chainErr = a.refine(err)
 		outcome = string(writeError(c, chainErr, requestID(c)))
+	} else if o, ok := c.Locals(localOutcome).(string); ok {
+		outcome = o
 	}
 	if a.draining.Load() {
 		// fasthttp keeps serving a connection that was busy when the

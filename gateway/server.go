@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/kronos-gateway/kronos-gateway/internal/infer"
 	"github.com/kronos-gateway/kronos-gateway/internal/onnxlocal"
 )
@@ -26,10 +29,13 @@ func NewLogger(w io.Writer, level string) *slog.Logger {
 }
 
 // Run serves the gateway until ctx is cancelled: it logs the effective
-// configuration, opens every model of Options.ModelNames on the embedded
-// ONNX Runtime backend (all within StartupTimeout) and logs each, listens
-// on Host:Port, and when ctx is done shuts down gracefully and closes the
-// backends last:
+// configuration, listens on Host:Port at once, and opens every model of
+// Options.ModelNames on the embedded ONNX Runtime backend in the background
+// (all within StartupTimeout), logging each. Until they are loaded,
+// /v1/healthz answers 200, /v1/readyz 503 "loading" and forecasts 503
+// (reason not_ready); a load that fails or times out stops the server and
+// Run returns its error. Metrics go to a fresh registry (NewRegistry). When
+// ctx is done it shuts down gracefully and closes the backends last:
 //
 //  1. the App starts draining: readiness answers 503, new forecasts get 503
 //     with Retry-After, the listener closes (new connections are refused)
@@ -75,14 +81,20 @@ func run(ctx context.Context, opts Options, logger *slog.Logger,
 		return err
 	}
 
-	start := time.Now()
-	backends, err := openWithin(ctx, opts, open)
-	if err != nil || backends == nil {
-		return err
+	// Placeholders hold the models' slots while they load, so that the
+	// server answers from the start: liveness 200, readiness 503 "loading",
+	// forecasts 503 (reason not_ready).
+	names := opts.ModelNames()
+	pending := make([]infer.Backend, len(names))
+	for i, name := range names {
+		info := infer.ModelInfo{Name: name, Backend: "embedded"}
+		if name == opts.Model {
+			info.Version = opts.ModelVersion
+		}
+		pending[i] = pendingBackend{info: info}
 	}
-	models, err := NewModels(opts.Model, backends...)
+	models, err := NewModels(opts.Model, pending...)
 	if err != nil {
-		closeAll(backends)
 		return err
 	}
 	defer func() {
@@ -91,7 +103,98 @@ func run(ctx context.Context, opts Options, logger *slog.Logger,
 		}
 		logger.Info("backend closed")
 	}()
-	for _, info := range models.Infos() {
+	app, err := New(opts, Deps{Models: models, Logger: logger, Registry: NewRegistry()})
+	if err != nil {
+		return err
+	}
+	app.startLoading()
+	ln, err := net.Listen("tcp", opts.addr())
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", opts.addr(), err)
+	}
+	logger.Info("listening", slog.String("addr", ln.Addr().String()))
+	if listening != nil {
+		listening(ln.Addr())
+	}
+	served := make(chan error, 1)
+	go func() { served <- app.Serve(ln) }()
+
+	// The models load in the background, within StartupTimeout; a failure
+	// stops the server (a non-nil error from run, exit 1 in main).
+	loadCtx, cancelLoad := context.WithCancel(ctx)
+	defer cancelLoad()
+	loaded := make(chan error, 1)
+	go func() { loaded <- loadModels(loadCtx, opts, open, app, logger) }()
+	waitLoaded := func() {
+		cancelLoad()
+		if loaded != nil {
+			<-loaded
+		}
+	}
+
+	var runErr error
+	for stop := false; !stop; {
+		select {
+		case err := <-served:
+			_ = app.Shutdown(time.Millisecond)
+			waitLoaded()
+			return fmt.Errorf("serving: %w", err)
+		case err := <-loaded:
+			loaded = nil
+			if err != nil {
+				logger.Error("loading the models failed", slog.String("error", err.Error()))
+				runErr, stop = err, true
+			}
+		case <-ctx.Done():
+			stop = true
+		}
+	}
+	logger.Info("shutting down", slog.String("grace", opts.ShutdownTimeout.String()))
+	shutdownErr := app.Shutdown(opts.ShutdownTimeout)
+	// A Shutdown that comes before Serve has registered the listener (a
+	// load that fails at once) does not stop it; closing it does.
+	_ = ln.Close()
+	if err := <-served; err != nil {
+		logger.Warn("server stopped with an error", slog.String("error", err.Error()))
+	}
+	if shutdownErr != nil {
+		// Requests still running past the grace period were cancelled.
+		logger.Warn("graceful shutdown incomplete", slog.String("error", shutdownErr.Error()))
+	}
+	waitLoaded()
+	logger.Info("server stopped")
+	return runErr
+}
+
+// NewRegistry returns the Prometheus registry Run serves on /v1/metrics: a
+// fresh one (never the global registry) with the process and Go runtime
+// collectors, for Deps.Registry.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	return reg
+}
+
+// loadModels opens the models (openWithin) and swaps each into its slot of
+// app's registry in place of its placeholder, then ends the App's loading
+// state and logs each model. It returns nil without loading when ctx is
+// cancelled first.
+func loadModels(ctx context.Context, opts Options, open func(Options) (infer.Backend, error), app *App,
+	logger *slog.Logger) error {
+	start := time.Now()
+	backends, err := openWithin(ctx, opts, open)
+	if err != nil || backends == nil {
+		return err
+	}
+	for i, b := range backends {
+		name := b.Info().Name
+		if err := app.models.Swap(name, b); err != nil {
+			closeAll(backends[i:])
+			return fmt.Errorf("installing model %q: %w", name, err)
+		}
+	}
+	app.finishLoading()
+	for _, info := range app.models.Infos() {
 		logger.Info("model loaded",
 			slog.String("model", info.Name),
 			slog.Bool("default", info.Name == opts.Model),
@@ -105,37 +208,6 @@ func run(ctx context.Context, opts Options, logger *slog.Logger,
 			slog.String("device", info.Device),
 			slog.Int64("load_ms", time.Since(start).Milliseconds()))
 	}
-
-	app, err := New(opts, Deps{Models: models, Logger: logger})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", opts.addr())
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", opts.addr(), err)
-	}
-	logger.Info("listening", slog.String("addr", ln.Addr().String()))
-	if listening != nil {
-		listening(ln.Addr())
-	}
-	served := make(chan error, 1)
-	go func() { served <- app.Serve(ln) }()
-
-	select {
-	case err := <-served:
-		return fmt.Errorf("serving: %w", err)
-	case <-ctx.Done():
-	}
-	logger.Info("shutting down", slog.String("grace", opts.ShutdownTimeout.String()))
-	shutdownErr := app.Shutdown(opts.ShutdownTimeout)
-	if err := <-served; err != nil {
-		logger.Warn("server stopped with an error", slog.String("error", err.Error()))
-	}
-	if shutdownErr != nil {
-		// Requests still running past the grace period were cancelled.
-		logger.Warn("graceful shutdown incomplete", slog.String("error", shutdownErr.Error()))
-	}
-	logger.Info("server stopped")
 	return nil
 }
 

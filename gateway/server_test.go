@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,9 +55,18 @@ func (s *syncBuffer) find(t testing.TB, msg string) []map[string]any {
 	return out
 }
 
-// serve starts run in the background and returns the base URL and the
-// channel that receives run's result.
+// serve starts run in the background, waits until it is ready (the models
+// are loaded in the background after it listens) and returns the base URL
+// and the channel that receives run's result.
 func serve(t *testing.T, ctx context.Context, o Options, logs io.Writer, open func(Options) (infer.Backend, error)) (string, chan error) {
+	t.Helper()
+	base, done := serveLoading(t, ctx, o, logs, open)
+	waitReady(t, base, done)
+	return base, done
+}
+
+// serveLoading is serve without waiting for the models.
+func serveLoading(t *testing.T, ctx context.Context, o Options, logs io.Writer, open func(Options) (infer.Backend, error)) (string, chan error) {
 	t.Helper()
 	addrs := make(chan net.Addr, 1)
 	done := make(chan error, 1)
@@ -70,6 +80,27 @@ func serve(t *testing.T, ctx context.Context, o Options, logs io.Writer, open fu
 		t.Fatalf("run returned before listening: %v", err)
 	}
 	return "", nil
+}
+
+// waitReady polls /v1/readyz until it answers 200; it fails the test if
+// run returns first.
+func waitReady(t *testing.T, base string, done chan error) {
+	t.Helper()
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned before it was ready: %v", err)
+		default:
+		}
+		resp, err := http.Get(base + RouteReadyz)
+		require.NoError(t, err)
+		_ = readBody(t, resp)
+		if resp.StatusCode == http.StatusOK {
+			return
+		}
+		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func serverOptions() Options {
@@ -162,6 +193,9 @@ func TestRunServesAndDrains(t *testing.T) {
 	}
 	var outcomes []string
 	for _, l := range logs.find(t, "request") {
+		if l["route"] == RouteReadyz {
+			continue // waitReady's polls
+		}
 		for _, k := range []string{"request_id", "method", "route", "status", "latency_ms", "outcome"} {
 			require.Contains(t, l, k)
 		}
@@ -222,10 +256,13 @@ func TestRunStartup(t *testing.T) {
 		defer ln.Close()
 		o := serverOptions()
 		o.Port = ln.Addr().(*net.TCPAddr).Port
-		fb := newFakeBackend()
-		err = run(context.Background(), o, nil, func(Options) (infer.Backend, error) { return fb, nil }, nil)
+		var opened atomic.Bool
+		err = run(context.Background(), o, nil, func(Options) (infer.Backend, error) {
+			opened.Store(true)
+			return newFakeBackend(), nil
+		}, nil)
 		require.ErrorContains(t, err, "listening")
-		require.True(t, fb.closed.Load(), "the backend is closed on a failed start")
+		require.False(t, opened.Load(), "the server listens before it loads the models")
 	})
 }
 

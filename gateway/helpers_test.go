@@ -165,3 +165,11 @@ func prepareDefault(t testing.TB, a *App, r *predictRequest) (*prepared, error) 
 	defer l.release()
 	return a.prepare(r, l)
 }
+
+// testWait and testTick bound require.Eventually waits for a condition that
+// the code under test makes true promptly; they are not performance
+// thresholds.
+const (
+	testWait = 20 * time.Second
+	testTick = time.Millisecond
+)

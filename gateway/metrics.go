@@ -162,7 +162,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range rejectionReasons {
 		m.rejections.WithLabelValues(r)
 	}
-	for _, e := range []string{RoutePredictSingle} {
+	for _, e := range []string{RoutePredictSingle, RoutePredictBatch} {
 		m.timeouts.WithLabelValues(e)
 	}
 	return m

@@ -49,6 +49,7 @@ func mustYAMLToJSON(y []byte) []byte {
 func (a *App) routeDocs() {
 	a.route(fiber.MethodGet, RouteOpenAPI, func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 		return c.Send(openAPIJSON)
 	})
 	a.route(fiber.MethodGet, RouteDocs, func(c *fiber.Ctx) error {

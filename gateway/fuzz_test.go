@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/kronos-gateway/kronos-gateway/internal/infer"
@@ -69,6 +71,85 @@ func FuzzPredictSingle(f *testing.F) {
 		}
 		if !j.YTime[0].After(j.XTime[rows-1]) {
 			t.Fatal("first prediction timestamp not after the context")
+		}
+	})
+}
+
+// FuzzPredictBatch feeds arbitrary bodies to the batch decoder and the
+// per-item validation, as the handler runs them. Properties: no panic;
+// every rejection is a 422 invalid_input whose field, when named, is
+// "items", lies under "items[i]" or is an unknown top-level key; an
+// accepted batch has 1..MaxBatchItems items, each a job the forecaster can
+// take. Seeded from the single-request cases wrapped as items.
+func FuzzPredictBatch(f *testing.F) {
+	valid := mustJSON(f, baseRequest(4, 2))
+	f.Add([]byte(`{"items":[` + string(valid) + `]}`))
+	f.Add([]byte(`{"items":[` + string(valid) + `,` + string(valid) + `]}`))
+	f.Add([]byte(`{"items":[]}`))
+	f.Add([]byte(`{"items":null}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"items":[{"model":"kronos-fake","candles":[{"open":1,"high":1,"low":1,"close":1}],` +
+		`"timestamps":["2024-06-18 11:15:00"],"prediction_timestamps":["2024-06-18 11:20:00"]}]}`))
+	for _, tc := range invalidCases {
+		body := []byte(tc.raw)
+		if tc.mutate != nil {
+			m := baseRequest(4, 2)
+			tc.mutate(m)
+			body = mustJSON(f, m)
+		}
+		f.Add([]byte(`{"items":[` + string(valid) + `,` + string(body) + `]}`))
+	}
+
+	o := testOptions()
+	o.MaxContext = 8
+	o.MaxBatchItems = 4
+	a := newTestApp(f, o, newFakeBackend())
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) > int(o.MaxBodyBytes) {
+			return
+		}
+		reqs, err := decodeBatch(body, a.decodeLimits(), o.MaxBatchItems)
+		var items []*prepared
+		if err == nil {
+			for i, r := range reqs {
+				var p *prepared
+				if p, err = prepareDefault(t, a, r); err != nil {
+					err = itemErr(i, err)
+					break
+				}
+				items = append(items, p)
+			}
+		}
+		if err != nil {
+			status, kind, _ := classify(err)
+			if kind != infer.KindInvalid || status != 422 {
+				t.Fatalf("rejection %v has kind %s and status %d, want invalid_input 422", err, kind, status)
+			}
+			var fe *infer.FieldError
+			if errors.As(err, &fe) && fe.Field != "items" && !strings.HasPrefix(fe.Field, "items[") &&
+				!strings.HasPrefix(fe.Reason, "unknown field (known fields: items)") {
+				t.Fatalf("field %q of a batch error is neither under items nor an unknown key: %v", fe.Field, err)
+			}
+			return
+		}
+		if len(items) < 1 || len(items) > o.MaxBatchItems {
+			t.Fatalf("accepted %d items", len(items))
+		}
+		for i, p := range items {
+			j := p.job
+			rows := len(j.XTime)
+			if rows < 1 || rows > o.MaxContext || len(j.X) != rows*preprocess.NumColumns || len(j.YTime) < 1 {
+				t.Fatalf("item %d: job has %d timestamps, %d values, %d steps", i, rows, len(j.X), len(j.YTime))
+			}
+			if err := j.Validate(); err != nil {
+				t.Fatalf("item %d: job fails the forecaster's validation: %v", i, err)
+			}
+			if p.lease == nil || p.lease.info().Name != "kronos-fake" {
+				t.Fatalf("item %d: no model", i)
+			}
+		}
+		if cs := chunks(items, o.MaxBatchRows); len(cs) < 1 {
+			t.Fatal("no chunk")
 		}
 	})
 }

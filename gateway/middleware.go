@@ -121,6 +121,8 @@ func (a *App) logRequest(c *fiber.Ctx, route, outcome string, latency time.Durat
 		slog.Int("status", status),
 		slog.Float64("latency_ms", float64(latency.Microseconds())/1000),
 		slog.String("outcome", outcome),
+		slog.Int("bytes_in", len(c.Request().Body())),
+		slog.Int("bytes_out", len(c.Response().Body())),
 	}
 	if id, ok := c.Locals(localKeyID).(string); ok {
 		attrs = append(attrs, slog.String("key_id", id)) // a hash; keys are never logged

@@ -124,6 +124,7 @@ func run(ctx context.Context, opts Options, logger *slog.Logger,
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
 	loaded := make(chan error, 1)
+	logger.Info("loading models", slog.Any("models", names), slog.String("timeout", opts.StartupTimeout.String()))
 	go func() { loaded <- loadModels(loadCtx, opts, open, app, logger) }()
 	waitLoaded := func() {
 		cancelLoad()

@@ -188,7 +188,7 @@ func TestRunServesAndDrains(t *testing.T) {
 	_, err = http.Get(base + RouteHealthz)
 	require.Error(t, err, "the listener is closed")
 
-	for _, msg := range []string{"configuration", "model loaded", "listening", "shutting down", "server stopped", "backend closed"} {
+	for _, msg := range []string{"configuration", "loading models", "model loaded", "listening", "shutting down", "server stopped", "backend closed"} {
 		require.Len(t, logs.find(t, msg), 1, "log %q", msg)
 	}
 	var outcomes []string
@@ -196,7 +196,7 @@ func TestRunServesAndDrains(t *testing.T) {
 		if l["route"] == RouteReadyz {
 			continue // waitReady's polls
 		}
-		for _, k := range []string{"request_id", "method", "route", "status", "latency_ms", "outcome"} {
+		for _, k := range []string{"request_id", "method", "route", "status", "latency_ms", "outcome", "bytes_in", "bytes_out"} {
 			require.Contains(t, l, k)
 		}
 		outcomes = append(outcomes, l["outcome"].(string))

@@ -5,9 +5,18 @@
 //
 // # Routes
 //
-//   - GET /v1/healthz: liveness, with the model served.
 //   - POST /v1/predict/single: one series in, one forecast out, with the
 //     seed service's field names (see predictRequest and predictResponse).
+//   - POST /v1/predict/batch: {"items": [...]} in, an array of forecasts out.
+//   - GET /v1/healthz: liveness (always 200 while the process serves), with
+//     the default model.
+//   - GET /v1/readyz: readiness, 503 with Retry-After while the models load,
+//     while draining, or when a backend's own check fails (health.go).
+//   - GET /v1/healthz/detailed: model, memory (/proc) and disk (the model
+//     repository's filesystem) checks; "degraded" from 90 % use.
+//   - GET /v1/metrics: Prometheus exposition of Deps.Registry (metrics.go).
+//   - GET /v1/openapi.json: the OpenAPI 3 document (openapi.yaml), and
+//     GET /docs: Swagger UI over it, embedded (docsui), working offline.
 //
 // # Requests
 //
@@ -54,13 +63,21 @@
 //
 // Every response carries X-Request-ID (the client's when it is sane, else a
 // new uuid). Each request logs one JSON line with request_id, method,
-// route, status, latency_ms and outcome (the error kind, or "ok").
+// route, status, latency_ms, outcome (the error kind, or "ok"), bytes_in
+// and bytes_out. The metrics (metrics.go; names and labels pinned by
+// testdata/metrics.prom, used by grafana/ and prometheus/rules) are
+// registered on Deps.Registry, never the global registry; route labels are
+// route patterns ("unmatched" for none), never raw paths. Requests turned
+// away before inference return errors made with rejected, which the request
+// middleware counts once in kronos_rejections_total{reason}.
 //
 // # Lifecycle
 //
 // New builds the App from Options and Deps without listening, so tests use
-// App.Test. Run opens the embedded ONNX Runtime backend, serves on
-// KRONOS_HOST:KRONOS_PORT and, when its context is cancelled (SIGTERM or
-// SIGINT in main), stops accepting connections, lets in-flight requests
-// finish within KRONOS_SHUTDOWN_TIMEOUT and closes the backend last.
+// App.Test. Run serves on KRONOS_HOST:KRONOS_PORT at once and loads the
+// models on the embedded ONNX Runtime backend in the background (within
+// KRONOS_STARTUP_TIMEOUT; meanwhile forecasts get 503 not_ready) and, when
+// its context is cancelled (SIGTERM or SIGINT in main), answers readiness
+// with 503, stops accepting connections, lets in-flight requests finish
+// within KRONOS_SHUTDOWN_TIMEOUT and closes the backends last.
 package gateway

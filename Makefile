@@ -68,9 +68,43 @@ bench: ort ## Run the Go benchmarks once each (smoke); see BENCHMARKS.md for the
 fuzz: ## Run every fuzz target briefly (FUZZTIME, default 10s each).
 	@./scripts/fuzz.sh $${FUZZTIME:-10s}
 
+##@ Generated code
+.PHONY: proto proto-check
+proto: ## Regenerate the protobuf code (ONNX subset, KServe v2 subset) with the pinned generators.
+	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	$(GO) generate ./internal/onnxpb ./triton/inferencepb
+
+proto-check: proto ## Fail when the generated protobuf code drifts from the .proto files.
+	git diff --exit-code -- internal/onnxpb triton/inferencepb
+
+##@ Ops
+COMPOSE := docker compose -f compose/docker-compose.yml
+PROFILE ?= embedded
+.PHONY: up down logs load rules-check test-opsstack triton-check
+up: ## Start the ops stack (PROFILE=embedded|cpu|gpu; needs compose/.env from .env.example).
+	$(COMPOSE) --profile $(PROFILE) up -d --build
+down: ## Stop the ops stack.
+	$(COMPOSE) --profile $(PROFILE) down
+logs: ## Follow the ops stack's logs.
+	$(COMPOSE) --profile $(PROFILE) logs -f
+load: ## Headless load test: make load SCENARIO=steady URL=http://127.0.0.1:8000 [DURATION=5m]
+	@test -n "$(SCENARIO)" -a -n "$(URL)" || { echo "usage: make load SCENARIO=steady|stress|spike|endurance URL=http://... [DURATION=5m]"; exit 2; }
+	locust/run.sh $(SCENARIO) $(URL) $(DURATION)
+rules-check: ## promtool: scrape config, alert rules, rule unit tests.
+	promtool check config prometheus/prometheus.yml
+	promtool check rules prometheus/rules/*.yml
+	promtool test rules prometheus/tests/*.yml
+test-opsstack: ort ## End to end: gateway + Prometheus, every dashboard query, 30 s Locust smoke (~1 min).
+	$(GO) test -tags opsstack -count=1 -v ./grafana/
+triton-check: ort ## Parity and load checks against a real Triton (TRITON_URL=host:8001) or the in-process fake.
+	scripts/triton-check.sh $(or $(TRITON_URL),--self-test)
+
 ##@ Verify
 .PHONY: verify
 verify: ## gofmt, go vet, go mod tidy and generated-code drift checks.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
 	$(GO) vet ./...
+	$(GO) vet -tags opsstack ./grafana/
+	$(GO) vet -tags integration ./triton/
 	$(GO) mod tidy -diff

@@ -170,3 +170,40 @@ func TestParseLevel(t *testing.T) {
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "trace"))
 }
+
+// TestOptionsModelsAndLimits covers the settings of models, batches,
+// admission and rate limits.
+func TestOptionsModelsAndLimits(t *testing.T) {
+	o, err := FromEnv(env(map[string]string{"KRONOS_MODEL": "kronos-small", "KRONOS_MODELS": "kronos-mini, kronos-small,",
+		"KRONOS_MAX_CONCURRENCY": "4", "KRONOS_QUEUE_SIZE": "0", "KRONOS_MAX_BATCH_ROWS": "128"}))
+	require.NoError(t, err)
+	require.Equal(t, []string{"kronos-mini", "kronos-small"}, o.ModelNames())
+	require.Equal(t, "kronos-mini,kronos-small", o.AsMap()["KRONOS_MODELS"])
+	require.Equal(t, 4, o.MaxConcurrency)
+	require.Zero(t, o.QueueSize)
+	require.Equal(t, 128, o.MaxBatchRows)
+	require.Equal(t, []string{"kronos-nano"}, NewOptions().ModelNames(), "default: KRONOS_MODEL alone")
+
+	bad := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"KRONOS_MODELS": "kronos-mini"}, `KRONOS_MODELS: must include the default model KRONOS_MODEL="kronos-nano"`},
+		{map[string]string{"KRONOS_MODELS": "kronos-nano,kronos-nano"}, `KRONOS_MODELS: lists "kronos-nano" twice`},
+		{map[string]string{"KRONOS_MODELS": "kronos-nano,../x"}, `KRONOS_MODELS: "../x" is not a model name`},
+		{map[string]string{"KRONOS_MODEL": "a b"}, `KRONOS_MODEL: "a b" is not a model name`},
+		{map[string]string{"KRONOS_MAX_CONCURRENCY": "0"}, "KRONOS_MAX_CONCURRENCY: must be >= 1"},
+		{map[string]string{"KRONOS_QUEUE_SIZE": "-1"}, "KRONOS_QUEUE_SIZE: must be >= 0"},
+		{map[string]string{"KRONOS_MAX_BATCH_ROWS": "8"}, "KRONOS_MAX_BATCH_ROWS: must be at least KRONOS_MAX_SAMPLE_COUNT=32"},
+		{map[string]string{"KRONOS_RATE_LIMIT_BURST": "-2"}, "KRONOS_RATE_LIMIT_BURST: must be >= 0"},
+		{map[string]string{"KRONOS_MAX_CONCURRENCY": "two"}, `KRONOS_MAX_CONCURRENCY: "two" is not an integer`},
+	}
+	for _, tc := range bad {
+		_, err := FromEnv(env(tc.env))
+		require.ErrorContains(t, err, tc.want, "%v", tc.env)
+	}
+	for _, k := range []string{"KRONOS_MODELS", "KRONOS_MAX_CONCURRENCY", "KRONOS_QUEUE_SIZE", "KRONOS_MAX_BATCH_ROWS",
+		"KRONOS_API_KEYS", "KRONOS_API_KEYS_FILE", "KRONOS_RATE_LIMIT_PER_MINUTE", "KRONOS_RATE_LIMIT_BURST"} {
+		require.Empty(t, UnknownEnv([]string{k + "=1"}), k)
+	}
+}

@@ -263,6 +263,35 @@ func (b *Breaker) NewSession(ctx context.Context, rows int) (infer.Session, erro
 	})
 }
 
+// Ready reports whether the breaker's backend can serve forecasts now, for
+// a readiness probe. It does not go through the breaker (a probe never
+// trips it):
+//
+//   - open, without a fallback: KindUnavailable with a *RetryAfterError (the
+//     rest of the open period);
+//   - open, with a fallback: the fallback's Ready when it has one, else nil
+//     (the fallback serves);
+//   - closed or half-open: the guarded backend's Ready when it has one
+//     (the Triton backend: Triton and every model ready at the pinned
+//     version), else nil.
+func (b *Breaker) Ready(ctx context.Context) error {
+	type readier interface{ Ready(context.Context) error }
+	if b.cb.State() == gobreaker.StateOpen {
+		if b.opt.Fallback == nil {
+			return &RetryAfterError{After: b.retryAfter(),
+				Err: infer.Errorf(infer.KindUnavailable, "%s: circuit breaker open", b.opt.Name)}
+		}
+		if r, ok := b.opt.Fallback.(readier); ok {
+			return r.Ready(ctx)
+		}
+		return nil
+	}
+	if r, ok := b.inner.(readier); ok {
+		return r.Ready(ctx)
+	}
+	return nil
+}
+
 // Close closes the guarded backend (not the fallback, which the caller
 // owns).
 func (b *Breaker) Close() error { return b.inner.Close() }

@@ -303,3 +303,46 @@ func TestBreakerSessionMovesToFallback(t *testing.T) {
 		t.Fatal("the session kept calling Triton after moving to the fallback")
 	}
 }
+
+// TestBreakerReady: the readiness probe delegates to Triton while the
+// breaker is closed, reports an open breaker without a fallback as
+// unavailable with the rest of the open period, and an open breaker with a
+// fallback as ready. Probes never trip the breaker.
+func TestBreakerReady(t *testing.T) {
+	f := newBreakerFixture(t, BreakerOptions{ConsecutiveFailures: 1, OpenTimeout: 30 * time.Second})
+	ctx := testCtx(t)
+	if err := f.br.Ready(ctx); err != nil {
+		t.Fatalf("closed, Triton ready: %v", err)
+	}
+	f.srv.SetReady("tiny-window", "1", false)
+	if err := f.br.Ready(ctx); infer.KindOf(err) != infer.KindUnavailable {
+		t.Fatalf("closed, window not ready: %v, want KindUnavailable", err)
+	}
+	if f.br.State() != gobreaker.StateClosed {
+		t.Fatal("a failed probe tripped the breaker")
+	}
+	f.srv.SetReady("tiny-window", "1", true)
+
+	f.srv.SetHook(failInfer(codes.Unavailable, "Server not ready"))
+	if err := f.encode(ctx); infer.KindOf(err) != infer.KindUnavailable {
+		t.Fatalf("tripping call: %v", err)
+	}
+	f.clock.Advance(5 * time.Second)
+	err := f.br.Ready(ctx)
+	if infer.KindOf(err) != infer.KindUnavailable {
+		t.Fatalf("open without fallback: %v, want KindUnavailable", err)
+	}
+	if ra, ok := RetryAfter(err); !ok || ra != 25*time.Second {
+		t.Fatalf("retry after %v %v, want 25s", ra, ok)
+	}
+
+	emb, _ := embedded(t, kronostest.Tiny)
+	g := newBreakerFixture(t, BreakerOptions{ConsecutiveFailures: 1, Fallback: emb})
+	g.srv.SetHook(failInfer(codes.Unavailable, "Server not ready"))
+	if err := g.encode(ctx); infer.KindOf(err) != infer.KindUnavailable {
+		t.Fatalf("tripping call: %v", err)
+	}
+	if err := g.br.Ready(ctx); err != nil {
+		t.Fatalf("open with a fallback: %v, want ready", err)
+	}
+}

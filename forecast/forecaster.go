@@ -56,8 +56,9 @@ type prepared struct {
 // Predict forecasts every job. Jobs may differ in L, P and Params; their
 // rows are decoded in one backend session.
 //
-// A job that fails Job.Validate gives its *infer.FieldError; with several
-// jobs the field is prefixed "items[i].". An empty jobs slice is an error
+// A job that fails Job.Validate, or asks for more prediction steps than the
+// max context (the final decode window), gives its *infer.FieldError; with
+// several jobs the field is prefixed "items[i].". An empty jobs slice is an error
 // on field "items". Backend failures keep their kind; a non-finite value
 // anywhere in the backend's output or in the result is KindInternal;
 // cancellation is checked before every step and reported with
@@ -93,6 +94,19 @@ func (f *Forecaster) Predict(ctx context.Context, jobs []Job) ([]Result, error) 
 		return nil, infer.Errorf(infer.KindInternal, "forecast: bad code widths s1 %d, s2 %d", info.S1Bits, info.S2Bits)
 	case !(clip > 0):
 		return nil, infer.Errorf(infer.KindInternal, "forecast: clip %v", clip)
+	}
+	for i := range jobs {
+		// The final decode covers the last min(L+P, maxContext) positions,
+		// so at most maxContext prediction steps can be returned (upstream
+		// cannot return more either).
+		if p := len(jobs[i].YTime); p > maxContext {
+			var err error = infer.Field("prediction_timestamps",
+				"%d prediction steps exceed the model's max context of %d", p, maxContext)
+			if len(jobs) > 1 {
+				err = prefixField(err, fmt.Sprintf("items[%d].", i))
+			}
+			return nil, err
+		}
 	}
 	if f.Trace != nil {
 		*f.Trace = Trace{}

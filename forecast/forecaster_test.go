@@ -485,3 +485,60 @@ func TestPredictMaxContextOverride(t *testing.T) {
 		t.Errorf("decode calls %v, want %v", be.decodes, want)
 	}
 }
+
+// TestPredictStepsBeyondMaxContext: more prediction steps than the max
+// context cannot be decoded (the final window holds maxContext positions); it
+// is a field error before any backend work, not a panic.
+func TestPredictStepsBeyondMaxContext(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		jobs  int
+		field string
+	}{
+		{"single", 1, "prediction_timestamps"},
+		{"batch", 2, "items[1].prediction_timestamps"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const maxContext = 8
+			mk := func(p int) Job {
+				base := time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC)
+				j := Job{X: make([]float32, 4*6), Params: Params{Temperature: 1, TopK: 1, TopP: 1, SampleCount: 1}}
+				for i := range j.X {
+					j.X[i] = 1 + float32(i%6)
+				}
+				for i := 0; i < 4; i++ {
+					j.XTime = append(j.XTime, base.Add(time.Duration(i)*time.Minute))
+				}
+				for i := 0; i < p; i++ {
+					j.YTime = append(j.YTime, base.Add(time.Duration(4+i)*time.Minute))
+				}
+				return j
+			}
+			jobs := []Job{mk(maxContext + 1)}
+			if tc.jobs == 2 {
+				jobs = []Job{mk(maxContext), mk(maxContext + 1)}
+			}
+			f := &Forecaster{Backend: noCallBackend{t: t}, MaxContext: maxContext}
+			_, err := f.Predict(context.Background(), jobs)
+			var fe *infer.FieldError
+			if !errors.As(err, &fe) || fe.Field != tc.field {
+				t.Fatalf("err = %v, want a field error on %s", err, tc.field)
+			}
+		})
+	}
+}
+
+// noCallBackend fails the test on any backend call.
+type noCallBackend struct {
+	infer.Backend
+	t *testing.T
+}
+
+func (b noCallBackend) Info() infer.ModelInfo {
+	return infer.ModelInfo{S1Bits: 4, S2Bits: 4, MaxContext: 8}
+}
+
+func (b noCallBackend) Encode(context.Context, []float32, int, int) ([]float32, error) {
+	b.t.Fatal("backend called")
+	return nil, nil
+}

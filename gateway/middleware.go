@@ -162,7 +162,7 @@ func (a *App) handleError(c *fiber.Ctx, err error) error {
 	// is a registered route (all are static), never with a raw path.
 	route := routeUnmatched
 	if p := c.Path(); a.routes[p] {
-		route = p
+		route = strings.Clone(p) // c.Path() is zero-copy: its bytes are reused by later requests
 	}
 	a.metrics.observeRequest(route, c.Response().StatusCode(), string(outcome), 0, err)
 	a.logRequest(c, route, string(outcome), 0, err)

@@ -35,9 +35,10 @@ func (a *App) forecast(parent context.Context, endpoint, requestID string, items
 	ctx, cancel := context.WithTimeout(parent, a.opts.InferenceTimeout)
 	defer cancel()
 	defer context.AfterFunc(a.stopCtx, cancel)()
-	done := a.metrics.startForecast(endpoint)
-	results, err := a.predictChunks(ctx, items, endpoint == RoutePredictBatch)
-	done()
+	results, err := func() ([]forecast.Result, error) {
+		defer a.metrics.startForecast(endpoint)() // also on a panic
+		return a.predictChunks(ctx, items, endpoint == RoutePredictBatch)
+	}()
 	if err != nil {
 		switch {
 		case a.stopCtx.Err() != nil:

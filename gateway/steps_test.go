@@ -1,9 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -27,4 +31,28 @@ func TestStepsBeyondMaxContext(t *testing.T) {
 	// At the limit it works.
 	status, _, body = do(t, a, http.MethodPost, RoutePredictSingle, mustJSON(t, baseRequest(10, 256)), nil)
 	require.Equal(t, http.StatusOK, status, "%s", body)
+}
+
+// panicBackend panics inside the forecast (a bug stand-in).
+type panicBackend struct{ *fakeBackend }
+
+func (p panicBackend) Encode(context.Context, []float32, int, int) ([]float32, error) {
+	panic("backend bug")
+}
+
+// TestConcurrencyGaugeAfterPanic: a forecast that panics is a 500, and
+// kronos_concurrent_requests returns to 0 (it used to stay raised for good).
+func TestConcurrencyGaugeAfterPanic(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a, err := New(testOptions(), Deps{Backend: panicBackend{newFakeBackend()}, Registry: reg})
+	require.NoError(t, err)
+	for range 3 {
+		status, _, body := do(t, a, http.MethodPost, RoutePredictSingle, mustJSON(t, baseRequest(8, 2)), nil)
+		require.Equal(t, http.StatusInternalServerError, status, "%s", body)
+	}
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP kronos_concurrent_requests Forecasts running on the backend now.
+# TYPE kronos_concurrent_requests gauge
+kronos_concurrent_requests 0
+`), "kronos_concurrent_requests"))
 }

@@ -7,6 +7,15 @@ import (
 	"github.com/kronos-gateway/kronos-gateway/internal/infer"
 )
 
+// MinTemperature and MaxTemperature bound Params.Temperature: below the
+// minimum, logits / T overflows float32 and the draw stops being the greedy
+// limit; above the maximum every distribution is uniform for practical
+// purposes.
+const (
+	MinTemperature = 1e-6
+	MaxTemperature = 1e6
+)
+
 // Validate checks the sampling parameters. It returns a *infer.FieldError
 // naming the offending override ("overrides.temperature", "overrides.top_k",
 // "overrides.top_p" or "overrides.sample_count"), or nil.
@@ -14,6 +23,9 @@ func (p Params) Validate() error {
 	switch {
 	case math.IsNaN(p.Temperature) || math.IsInf(p.Temperature, 0) || p.Temperature <= 0:
 		return infer.Field("overrides.temperature", "must be a finite number > 0, got %v", p.Temperature)
+	case p.Temperature < MinTemperature || p.Temperature > MaxTemperature:
+		return infer.Field("overrides.temperature", "must be in [%v, %v] (use top_k 1 for greedy decoding), got %v",
+			MinTemperature, MaxTemperature, p.Temperature)
 	case p.TopK < 0:
 		return infer.Field("overrides.top_k", "must be >= 0 (0 disables top-k), got %d", p.TopK)
 	case !(p.TopP > 0 && p.TopP <= 1): // also rejects NaN

@@ -21,7 +21,7 @@ func TestParamsValidate(t *testing.T) {
 		{"greedy", func(p *Params) { p.TopK, p.TopP = 1, 1 }, ""},
 		{"both filters", func(p *Params) { p.TopK, p.TopP = 5, 0.5 }, ""},
 		{"top_p 1", func(p *Params) { p.TopP = 1 }, ""},
-		{"tiny T", func(p *Params) { p.Temperature = 1e-300 }, ""},
+		{"tiny T", func(p *Params) { p.Temperature = 1e-300 }, "overrides.temperature"},
 		{"T 0", func(p *Params) { p.Temperature = 0 }, "overrides.temperature"},
 		{"T negative", func(p *Params) { p.Temperature = -1 }, "overrides.temperature"},
 		{"T NaN", func(p *Params) { p.Temperature = math.NaN() }, "overrides.temperature"},
@@ -345,5 +345,19 @@ func TestDistributionExported(t *testing.T) {
 	p.Temperature = 0
 	if _, err := Distribution([]float32{0}, p); !errors.Is(err, infer.ErrInvalid) {
 		t.Fatalf("invalid params: err = %v", err)
+	}
+}
+
+func TestTemperatureBounds(t *testing.T) {
+	for _, tc := range []struct {
+		t  float64
+		ok bool
+	}{{1e-310, false}, {5e-324, false}, {1e-7, false}, {MinTemperature, true}, {1, true}, {MaxTemperature, true}, {1e7, false}, {1e308, false}} {
+		p := DefaultParams()
+		p.Temperature = tc.t
+		err := p.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("temperature %v: err = %v, want ok %v", tc.t, err, tc.ok)
+		}
 	}
 }

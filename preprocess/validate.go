@@ -55,6 +55,9 @@ func ValidateCandles(c []Candle, path string) error {
 			if !(p.v > 0) {
 				return infer.Field(field(p.name), "must be > 0, got %v", p.v)
 			}
+			if p.v < minPrice {
+				return infer.Field(field(p.name), "%v is too small: prices below %v underflow float32 (rescale the instrument, e.g. quote in smaller units)", p.v, minPrice)
+			}
 		}
 		for _, q := range [...]struct {
 			name    string
@@ -92,6 +95,11 @@ func ValidateCandles(c []Candle, path string) error {
 	}
 	return nil
 }
+
+// minPrice is the smallest accepted price: the smallest normal float32.
+// Smaller positive prices become subnormal or 0 in the model's float32
+// arithmetic.
+const minPrice = 0x1p-126
 
 // checkNumber returns why v cannot be used, or "" if it can.
 func checkNumber(v float64) string {

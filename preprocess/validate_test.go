@@ -195,3 +195,17 @@ func TestValidateCorpus(t *testing.T) {
 			goldenPath, got, want)
 	}
 }
+
+func TestValidateTinyPrices(t *testing.T) {
+	vol := 1.0
+	for _, tc := range []struct {
+		price float64
+		ok    bool
+	}{{1e-46, false}, {1e-40, false}, {1e-300, false}, {1.1754943508222875e-38, true}, {1e-9, true}} {
+		c := []Candle{{Open: tc.price, High: tc.price, Low: tc.price, Close: tc.price, Volume: &vol}}
+		err := ValidateCandles(c, "candles")
+		if (err == nil) != tc.ok {
+			t.Errorf("price %v: err = %v, want ok %v", tc.price, err, tc.ok)
+		}
+	}
+}

@@ -38,7 +38,8 @@ build: ## Build the binaries into ./bin.
 
 .PHONY: run
 run: ort ## Serve forecasts from the default model repository (kronos-nano) on :8000.
-	$(GO) run ./cmd/kronos-gateway
+	$(GO) build -o $(BIN)/kronos-gateway ./cmd/kronos-gateway
+	@trap 'exit 0' INT TERM; $(BIN)/kronos-gateway
 
 .PHONY: export
 export: ## Re-export the default model (kronos-nano) into model_repository/.
@@ -56,9 +57,9 @@ test: ort ## Run all tests (unit, conformance subset, HTTP) with the race detect
 	$(GO) test -race -count=1 ./...
 
 .PHONY: conformance
-conformance: ort ## Run the conformance runner on ../shared (full vector sets).
-	$(GO) run ./cmd/kronos-conformance ../shared/conformance
-	$(GO) run ./cmd/kronos-conformance ../shared/conformance-nano
+SHARED ?= ../shared
+conformance: ort ## Run the conformance runner on the full vector sets in $(SHARED) (SHARED=dir to change).
+	$(GO) run ./cmd/kronos-conformance $(SHARED)/conformance $(SHARED)/conformance-nano
 
 .PHONY: bench
 bench: ort ## Run the Go benchmarks once each (smoke); see BENCHMARKS.md for the recorded runs.

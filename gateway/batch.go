@@ -16,59 +16,6 @@ import (
 // RoutePredictBatch is the route of batch forecasts.
 const RoutePredictBatch = "/v1/predict/batch"
 
-// batchKeys are the keys of a batch body.
-var batchKeys = []string{"items"}
-
-// decodeBatch decodes a POST /v1/predict/batch body:
-//
-//	{"items": [<a /v1/predict/single body>, ...]}
-//
-// Every item has the fields of a single request, and errors name them
-// under "items[i]" ("items[2].candles[5].high"). The array is rejected
-// while it is read once it holds more than maxItems items, and an empty
-// one is rejected too.
-func decodeBatch(body []byte, lim decodeLimits, maxItems int) ([]*predictRequest, error) {
-	d := newDecoder(body)
-	tok, err := d.next("")
-	if err != nil {
-		return nil, err
-	}
-	var items []*predictRequest
-	hasItems := false
-	err = d.object("", tok, func(k, p string) error {
-		if k != "items" {
-			return unknownKey(p, batchKeys)
-		}
-		hasItems = true
-		tok, err := d.next(p)
-		if err != nil {
-			return err
-		}
-		return d.array(p, tok, maxItems, func(_ int, ip string) error {
-			tok, err := d.next(ip)
-			if err != nil {
-				return err
-			}
-			r := new(predictRequest)
-			items = append(items, r)
-			return d.object(ip, tok, func(k, p string) error { return d.predictField(r, k, p, lim) })
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := d.end(); err != nil {
-		return nil, err
-	}
-	switch {
-	case !hasItems:
-		return nil, infer.Field("items", "is required")
-	case len(items) == 0:
-		return nil, infer.Field("items", "must hold at least one item (at most %d, KRONOS_MAX_BATCH_ITEMS)", maxItems)
-	}
-	return items, nil
-}
-
 // predictBatch serves POST /v1/predict/batch: the items are validated
 // (the first invalid one fails the whole request with 422 naming its
 // field), then forecast together as one admitted forecast, and the

@@ -75,7 +75,7 @@ func BenchmarkOverheadPredictSingle400(b *testing.B) {
 }
 
 // BenchmarkOverheadDecodeValidate400 is the part before the forecast:
-// decoding the body (token by token, with field paths), validating it,
+// decoding the body (one pass, field paths only on error), validating it,
 // filling volume/amount and the statistics checks, up to the Forecaster
 // call.
 func BenchmarkOverheadDecodeValidate400(b *testing.B) {
@@ -107,3 +107,6 @@ func BenchmarkOverheadDecodeValidate400(b *testing.B) {
 	b.StopTimer()
 	reportPercentiles(b, durations)
 }
+
+// BenchmarkOverheadDecode400, decoding alone by the decoder and by the
+// encoding/json one it replaced, is in decode_legacy_test.go.

@@ -89,3 +89,108 @@ func (s stamp) String() string {
 	}
 	return s.t.Format(offsetOut)
 }
+
+// parseStampBytes is parseStamp for a timestamp read from the body. The
+// usual forms (a 'T', 't' or space between date and time, seconds with up
+// to 9 fractional digits or no seconds, "Z", "z", ±hh:mm or no offset) with
+// values in range are parsed here without allocating; anything else goes
+// through parseStamp, which gives the same result for these forms
+// (FuzzParseStampBytes).
+func parseStampBytes(b []byte) (stamp, error) {
+	if s, ok := fastStamp(b); ok {
+		return s, nil
+	}
+	return parseStamp(string(b))
+}
+
+// fastStamp parses the forms of parseStampBytes; ok is false for any other
+// input, valid or not.
+func fastStamp(b []byte) (s stamp, ok bool) {
+	// yyyy-mm-ddThh:mm
+	if len(b) < 16 || b[4] != '-' || b[7] != '-' || b[13] != ':' {
+		return s, false
+	}
+	if c := b[10]; c != 'T' && c != 't' && c != ' ' {
+		return s, false
+	}
+	year, ok1 := digits(b[0:4])
+	month, ok2 := digits(b[5:7])
+	day, ok3 := digits(b[8:10])
+	hour, ok4 := digits(b[11:13])
+	minute, ok5 := digits(b[14:16])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5) || month < 1 || month > 12 || day < 1 ||
+		day > daysIn(month, year) || hour > 23 || minute > 59 {
+		return s, false
+	}
+	rest := b[16:]
+	sec, nsec := 0, 0
+	if len(rest) >= 3 && rest[0] == ':' {
+		v, ok := digits(rest[1:3])
+		if !ok || v > 59 {
+			return s, false
+		}
+		sec, rest = v, rest[3:]
+		if len(rest) >= 2 && rest[0] == '.' {
+			n := 1
+			for n < len(rest) && n <= 9 && rest[n] >= '0' && rest[n] <= '9' {
+				nsec = nsec*10 + int(rest[n]-'0')
+				n++
+			}
+			if n == 1 || n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+				return s, false // no digit, or more than 9
+			}
+			for i := n; i <= 9; i++ {
+				nsec *= 10
+			}
+			rest = rest[n:]
+		}
+	}
+	loc := time.UTC
+	switch {
+	case len(rest) == 0:
+		s.naive = true
+	case len(rest) == 1 && (rest[0] == 'Z' || rest[0] == 'z'):
+		s.zulu = true
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		oh, ok1 := digits(rest[1:3])
+		om, ok2 := digits(rest[4:6])
+		if !ok1 || !ok2 || oh > 23 || om > 59 {
+			return s, false
+		}
+		off := (oh*60 + om) * 60
+		if rest[0] == '-' {
+			off = -off
+		}
+		loc = time.FixedZone("", off)
+	default:
+		return s, false
+	}
+	s.t = time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc)
+	return s, true
+}
+
+// digits reads a run of ASCII digits.
+func digits(b []byte) (int, bool) {
+	v := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v, true
+}
+
+// daysIn is the number of days of month in year (proleptic Gregorian).
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}

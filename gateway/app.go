@@ -48,7 +48,9 @@ type App struct {
 	admission *admission
 	// auth checks API keys and rate limits.
 	auth *auth
-	log  *slog.Logger
+	// admin serves /v1/admin (admin.go); nil without admin keys.
+	admin *admin
+	log   *slog.Logger
 	// registry holds metrics, served on GET /v1/metrics.
 	registry *prometheus.Registry
 	metrics  *metrics
@@ -90,6 +92,9 @@ func New(opts Options, deps Deps) (*App, error) {
 	if a.auth, err = newAuth(opts); err != nil {
 		return nil, err
 	}
+	if a.admin, err = newAdmin(opts, a.auth); err != nil {
+		return nil, err
+	}
 	a.stopCtx, a.stop = context.WithCancel(context.Background())
 	if a.log == nil {
 		a.log = slog.New(slog.NewJSONHandler(io.Discard, nil))
@@ -123,6 +128,7 @@ func New(opts Options, deps Deps) (*App, error) {
 	a.route(http.MethodGet, RouteMetrics, a.serveMetrics())
 	a.routeHealth()
 	a.routeDocs()
+	a.routeAdmin()
 	return a, nil
 }
 

@@ -178,6 +178,9 @@ func (a *App) authenticate(c *fiber.Ctx) error {
 	if isOpenPath(c.Path()) {
 		return c.Next()
 	}
+	if a.admin != nil && isAdminPath(c.Path()) { // admin keys, not client keys (admin.go)
+		return a.authenticateAdmin(c)
+	}
 	caller := ""
 	if len(a.auth.digests) > 0 {
 		key, ok := presentedKey(c)

@@ -17,6 +17,9 @@
 //   - GET /v1/metrics: Prometheus exposition of Deps.Registry (metrics.go).
 //   - GET /v1/openapi.json: the OpenAPI 3 document (openapi.yaml), and
 //     GET /docs: Swagger UI over it, embedded (docsui), working offline.
+//   - GET /v1/admin/models, POST /v1/admin/models/{name}/load and
+//     POST /v1/admin/models/{name}/unload: the admin API (hot swaps), only
+//     with KRONOS_ADMIN_API_KEYS (admin.go; see "Admin API").
 //
 // # Requests
 //
@@ -82,7 +85,107 @@
 // Every forecast leases its model's backend for all its calls, so a hot
 // swap (Models.Swap) switches atomically for new forecasts while running
 // ones finish on the old backend, which is closed once the last of them
-// released it; no request fails because of a swap.
+// released it; no request fails because of a swap. The admin API performs
+// swaps at run time.
+//
+// # Backends
+//
+// KRONOS_BACKEND picks the backend of every model: "embedded" (ONNX
+// Runtime in process, from KRONOS_MODEL_REPOSITORY) or "triton" (an NVIDIA
+// Triton server over KServe v2 gRPC, package triton). Unset, it is triton
+// when KRONOS_TRITON_URL is set and embedded otherwise; the effective
+// backend is logged with the configuration at start. The Triton settings
+// (Options.Triton, Options.Breaker; defaults in parentheses) are parsed by
+// triton.FromEnv, durations in Go syntax:
+//
+//	KRONOS_TRITON_URL                  Triton's gRPC address or target (localhost:8001)
+//	KRONOS_TRITON_TIMEOUT              deadline of each ModelInfer, within the request's (10s)
+//	KRONOS_TRITON_CONTROL_TIMEOUT      metadata, readiness and index calls (5s)
+//	KRONOS_TRITON_BUCKETS              padded window lengths, ascending (multiples of 64 up to the max context)
+//	KRONOS_TRITON_TLS                  TLS with the system roots (false: plaintext)
+//	KRONOS_TRITON_CA_FILE              custom CA, PEM (none; needs KRONOS_TRITON_TLS)
+//	KRONOS_TRITON_SERVER_NAME          TLS server name (the URL's host)
+//	KRONOS_TRITON_KEEPALIVE            HTTP/2 ping interval (0: no pings; see docs/triton.md)
+//	KRONOS_TRITON_MAX_RECV_BYTES       gRPC receive limit in bytes (268435456)
+//	KRONOS_BREAKER_FAILURES            consecutive failures that open the breaker (5)
+//	KRONOS_BREAKER_INTERVAL            period that clears the closed state's counts (0: never)
+//	KRONOS_BREAKER_OPEN_TIMEOUT        time open before trial calls (30s)
+//	KRONOS_BREAKER_HALF_OPEN_REQUESTS  trial calls while half-open (1)
+//	KRONOS_TRITON_FALLBACK             "embedded": serve on the embedded backend while the breaker is open ("": none)
+//
+// With the triton backend, Run connects per model (the Triton models
+// <model>-encoder, -decoder, -window and -window_s2 must be ready in a
+// common version, else the start fails) and wraps the client in a circuit
+// breaker (triton.Breaker): a Triton queue that is full is 429 overloaded
+// with Retry-After 1 and does not count against the breaker; outages open
+// it, and while it is open forecasts are 503 unavailable with the rest of
+// the open period as Retry-After, or are served by the embedded fallback
+// (opened from KRONOS_MODEL_REPOSITORY at start, KRONOS_MODEL_VERSION for
+// the default model) when KRONOS_TRITON_FALLBACK=embedded. Both hints pass
+// through the one error mapper (errors.go, triton.RetryAfter). Readiness is
+// the breaker's: Triton ready and the four models ready at the pinned
+// version (ModelReady); an open breaker without a fallback is not ready
+// (503, Retry-After the rest of the open period), one with a fallback is.
+//
+// Each model's serving client is pinned to one Triton version, the highest
+// ready for its four models when it connected, and does not follow later
+// loads by itself: every call of a forecast, from the encoder to the
+// decoder, goes to that version. A hot swap (admin API) connects a new
+// client for the new version and swaps it in like an embedded backend; the
+// old client is closed after its last forecast. Loads done behind the
+// gateway's back (Triton's own API) take effect at the next admin load or
+// restart, or when the pinned version disappears (its forecasts then fail
+// with 503 and the client looks again). The breaker and the fallback are
+// shared by the versions of a model: the breaker's state outlives a swap.
+//
+// # Admin API
+//
+// KRONOS_ADMIN_API_KEYS (comma-separated; default none) turns on the
+// routes under /v1/admin. Without it they do not exist: 404, or 401 for a
+// caller without a client key when client keys are configured, as for
+// every unknown path. Admin keys are sent like client keys (X-API-Key or
+// Authorization: Bearer), must differ from every client key (checked at
+// start, the keys file included), and are the only keys that open admin
+// routes; client keys get 401 there, admin keys get 401 on the forecast
+// routes. Admin routes are not rate limited. One admin operation runs at a
+// time, bounded by KRONOS_STARTUP_TIMEOUT (not KRONOS_REQUEST_TIMEOUT:
+// Triton loads that build TensorRT engines take minutes). Errors go
+// through the one mapper: 401 without an admin key, 404 for an unknown
+// model or version, 422 for a bad body (naming the field) or a refused
+// operation, 503 while the models load at start or the server drains.
+//
+//   - GET /v1/admin/models lists every model: the version serving new
+//     forecasts with its model_version, readiness, the version being loaded
+//     if any, and its repository: the numeric version folders of
+//     KRONOS_MODEL_REPOSITORY (embedded: READY for the one serving, else
+//     UNAVAILABLE "not loaded" or "incomplete", with each folder's
+//     model_version), or Triton's repository index of the four Triton
+//     models (triton).
+//   - POST /v1/admin/models/{name}/load, body {"version": "2"} (optional:
+//     the highest complete version folder, or Triton's version policy)
+//     loads a version and swaps it in for new forecasts; forecasts in
+//     flight finish on their version, none fails. It answers 200 with the
+//     model and the previous version once the new one serves. Embedded: the
+//     version folder is opened with ONNX Runtime beside the current one and
+//     Models.Swap installs it; the old backend is closed after its last
+//     forecast, then the call returns. Triton: RepositoryModelLoad of the
+//     four Triton models (Triton must run with
+//     --model-control-mode=explicit; "overrides" pass a config JSON and
+//     model files per Triton model, see LoadRequest in openapi.yaml), then
+//     a client pinned to the highest version ready for all four is swapped
+//     in; a version named in the body must be that one (404 when Triton's
+//     repository lacks it, 422 when another version is ready above it or
+//     its policy does not keep it). While a load runs, readiness stays
+//     200 (the current version serves) and GET /v1/readyz and the admin
+//     listing show the version being loaded ("loading").
+//     kronos_model_info follows the swap.
+//   - POST /v1/admin/models/{name}/unload: Triton: RepositoryModelUnload of
+//     the four Triton models (every version; a version in the body is
+//     422); the model then serves nothing (readiness 503, forecasts 503 or
+//     the fallback) until the next load. Embedded: refused with 422, since
+//     a model always serves exactly one version and unloading it would
+//     leave none (404 when the body names a version that is not loaded);
+//     load another version to replace it.
 //
 // # Limits and admission
 //
@@ -110,7 +213,9 @@
 // /docs and everything under /docs/, /redoc, /favicon.ico. Every other
 // path needs a key, unknown ones included. Keys are never logged: the
 // access log carries key_id, the first 12 hex digits of the key's SHA-256,
-// and AsMap shows only how many keys there are.
+// and AsMap shows only how many keys there are. With admin keys
+// (KRONOS_ADMIN_API_KEYS), paths under /v1/admin take admin keys instead
+// (see "Admin API").
 //
 // KRONOS_RATE_LIMIT_PER_MINUTE (0 = off) limits each caller, a token
 // bucket of KRONOS_RATE_LIMIT_BURST (default: the per-minute rate rounded
@@ -134,7 +239,10 @@
 // errors.go is the only mapping from infer.Kind to HTTP: 422 invalid_input,
 // 413 too_large, 404 not_found, 429 overloaded (Retry-After), 503
 // unavailable (Retry-After), 504 timeout, 499 canceled, 401 unauthorized,
-// 500 internal. Fiber's own errors (unknown route, wrong method, body over
+// 500 internal. The Retry-After of 429 and 503 is a rate limit's next
+// token, the Triton backend's hint (triton.RetryAfter: a full Triton queue,
+// the rest of the breaker's open period), or else 1 (429) and 5 (503).
+// Fiber's own errors (unknown route, wrong method, body over
 // KRONOS_MAX_BODY_BYTES) use the same envelope:
 //
 //	{"error":{"kind":"invalid_input","message":"...","field":"candles[3].high","request_id":"..."}}
@@ -158,7 +266,7 @@
 //
 // New builds the App from Options and Deps without listening, so tests use
 // App.Test. Run serves on KRONOS_HOST:KRONOS_PORT at once and loads the
-// models on the embedded ONNX Runtime backend in the background (within
+// models on the backend of KRONOS_BACKEND in the background (within
 // KRONOS_STARTUP_TIMEOUT; meanwhile forecasts get 503 not_ready) and, when
 // its context is cancelled (SIGTERM or SIGINT in main), answers readiness
 // with 503, stops accepting connections, lets in-flight requests finish

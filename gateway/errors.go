@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/kronos-gateway/kronos-gateway/internal/infer"
+	"github.com/kronos-gateway/kronos-gateway/triton"
 )
 
 // This file is the only place that turns errors into HTTP statuses.
@@ -35,6 +36,18 @@ func (e *retryAfterError) Unwrap() error { return e.err }
 // hint rounded up to whole seconds, at least 1.
 func withRetryAfter(err error, after time.Duration) error {
 	return &retryAfterError{err: err, after: after}
+}
+
+// retryHint returns the Retry-After hint err carries: the gateway's own
+// (withRetryAfter), or the Triton backend's (triton.RetryAfter: the rest
+// of the circuit breaker's open period, or the wait after a full Triton
+// queue).
+func retryHint(err error) (time.Duration, bool) {
+	var hint *retryAfterError
+	if errors.As(err, &hint) {
+		return hint.after, true
+	}
+	return triton.RetryAfter(err)
 }
 
 // retryAfterSeconds is the Retry-After value of a hint.
@@ -121,10 +134,10 @@ func writeError(c *fiber.Ctx, err error, requestID string) infer.Kind {
 	if errors.As(err, &fieldErr) {
 		body.Field = fieldErr.Field
 	}
-	var hint *retryAfterError
+	after, hinted := retryHint(err)
 	switch {
-	case (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && errors.As(err, &hint):
-		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds(hint.after)))
+	case (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && hinted:
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds(after)))
 	case status == http.StatusTooManyRequests:
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfterOverloaded))
 	case status == http.StatusServiceUnavailable:

@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/kronos-gateway/kronos-gateway/internal/infer"
+	"github.com/kronos-gateway/kronos-gateway/triton"
 )
 
 // Health routes. GET /v1/healthz (liveness) is in api.go.
@@ -74,6 +75,9 @@ type modelState struct {
 	Backend          string `json:"backend"`
 	Device           string `json:"device"`
 	Ready            bool   `json:"ready"`
+	// Loading is the version the admin API is loading for this model
+	// (admin.go), while it loads; the current version serves meanwhile.
+	Loading string `json:"loading,omitempty"`
 }
 
 // routeHealth registers the readiness and detailed health routes.
@@ -84,8 +88,13 @@ func (a *App) routeHealth() {
 
 // readyz answers readiness: 503 with Retry-After while the models load at
 // start, while the server drains, or when a model's backend is not usable
-// (its Ready check fails, or the models are closed); 200 otherwise. Every
-// call refreshes kronos_backend_ready.
+// (its Ready check fails, or the models are closed); 200 otherwise, also
+// while the admin API loads another version (the current one serves; the
+// model's "loading" names the version). For a Triton model the check is
+// the circuit breaker's: Triton and the four models ready at the pinned
+// version (ModelReady), or the fallback while the breaker is open; an open
+// breaker without a fallback is 503 with the rest of its open period as
+// Retry-After. Every call refreshes kronos_backend_ready.
 func (a *App) readyz(c *fiber.Ctx) error {
 	loading := a.starting.Load()
 	resp := readyResponse{Status: readyOK, ModelLoaded: !loading, Models: []modelState{}}
@@ -94,7 +103,7 @@ func (a *App) readyz(c *fiber.Ctx) error {
 	for _, name := range a.models.Names() {
 		info, _ := a.models.Info(name)
 		st := modelState{Model: info.Name, ModelVersion: info.ModelVersion, TokenizerVersion: info.TokenizerVersion,
-			Backend: info.Backend, Device: info.Device}
+			Backend: info.Backend, Device: info.Device, Loading: a.admin.loadingVersion(name)}
 		if loading {
 			st.ModelVersion, st.TokenizerVersion, st.Device = "", "", ""
 		} else {
@@ -124,8 +133,12 @@ func (a *App) readyz(c *fiber.Ctx) error {
 		resp.Status, resp.Reason = readyUnavailable, notReady.Error()
 	}
 	if resp.Status != readyOK {
+		retry := retryAfterUnavailable
+		if d, ok := triton.RetryAfter(notReady); ok && resp.Status == readyUnavailable {
+			retry = retryAfterSeconds(d) // the rest of the breaker's open period
+		}
 		c.Status(fiber.StatusServiceUnavailable)
-		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfterUnavailable))
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retry))
 		c.Locals(localOutcome, string(infer.KindUnavailable))
 	}
 	return sendJSON(c, resp) // keeps the status set above

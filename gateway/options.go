@@ -10,6 +10,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kronos-gateway/kronos-gateway/triton"
+)
+
+// Backends, the values of KRONOS_BACKEND.
+const (
+	// BackendEmbedded runs the graphs in process on ONNX Runtime
+	// (internal/onnxlocal).
+	BackendEmbedded = "embedded"
+	// BackendTriton runs them on an NVIDIA Triton server over gRPC
+	// (triton), behind a circuit breaker.
+	BackendTriton = "triton"
 )
 
 // Options is the whole configuration of the gateway. Every field names the
@@ -54,6 +66,41 @@ type Options struct {
 	// inputs keep their last MaxContext candles, and only those are
 	// normalised.
 	MaxContext int
+
+	// Backend.
+
+	// Backend selects the inference backend of every model: "embedded"
+	// (ONNX Runtime in process) or "triton" (KRONOS_BACKEND, default "":
+	// triton when KRONOS_TRITON_URL is set, else embedded; see
+	// BackendKind). The embedded backend needs the five embedded graphs in
+	// ModelRepository; the Triton backend needs Triton to serve the four
+	// models <model>-encoder, -decoder, -window and -window_s2.
+	Backend string
+	// Triton configures the Triton client, one per model: KRONOS_TRITON_URL
+	// (default "localhost:8001"), KRONOS_TRITON_TIMEOUT (per ModelInfer,
+	// default 10s), KRONOS_TRITON_CONTROL_TIMEOUT (metadata, readiness,
+	// index calls, default 5s), KRONOS_TRITON_BUCKETS (padded window
+	// lengths, default multiples of 64 up to the max context),
+	// KRONOS_TRITON_TLS (default false), KRONOS_TRITON_CA_FILE and
+	// KRONOS_TRITON_SERVER_NAME (default none), KRONOS_TRITON_KEEPALIVE
+	// (default 0: no pings) and KRONOS_TRITON_MAX_RECV_BYTES (default
+	// 256 MiB), parsed by triton.FromEnv (durations in Go syntax only,
+	// "10s"). Zero fields take the defaults of triton.Options; Run sets the
+	// model name, the registry and the logger.
+	Triton triton.Options
+	// Breaker configures the circuit breaker around each Triton backend:
+	// KRONOS_BREAKER_FAILURES (consecutive failures that open it, default
+	// 5), KRONOS_BREAKER_INTERVAL (period that clears the closed state's
+	// counts, default 0: never), KRONOS_BREAKER_OPEN_TIMEOUT (time open
+	// before trial calls, default 30s) and KRONOS_BREAKER_HALF_OPEN_REQUESTS
+	// (trial calls, default 1). See triton.BreakerOptions.
+	Breaker triton.BreakerOptions
+	// TritonFallback is "embedded" to serve the forecasts that the open
+	// breaker refuses on the embedded backend of the same model, opened
+	// from ModelRepository at start (KRONOS_TRITON_FALLBACK, default "":
+	// no fallback, such forecasts get 503 with the Retry-After of the rest
+	// of the open period). Only with the triton backend.
+	TritonFallback string
 
 	// Sampling defaults, used when a request leaves an override out or null.
 
@@ -128,6 +175,13 @@ type Options struct {
 	// per-minute rate rounded up, at least 1).
 	RateLimitBurst int
 
+	// AdminAPIKeys are the keys of the admin API under /v1/admin (hot
+	// swaps; KRONOS_ADMIN_API_KEYS, comma-separated; default none: the
+	// admin routes are not served). They are sent like client keys
+	// (X-API-Key or Authorization: Bearer) and must differ from every
+	// client key; a client key never opens an admin route.
+	AdminAPIKeys []string
+
 	// Timeouts. Durations accept Go syntax ("30s", "1m30s") or plain
 	// seconds as the seed did ("30", "2.5").
 
@@ -140,8 +194,8 @@ type Options struct {
 	// in the admission queue and inference (KRONOS_REQUEST_TIMEOUT, default
 	// 60s). It must be at least InferenceTimeout.
 	RequestTimeout time.Duration
-	// StartupTimeout bounds loading every model at start
-	// (KRONOS_STARTUP_TIMEOUT, default 120s).
+	// StartupTimeout bounds loading every model at start, and each load
+	// of the admin API (KRONOS_STARTUP_TIMEOUT, default 120s).
 	StartupTimeout time.Duration
 	// ShutdownTimeout bounds the graceful shutdown: in-flight requests get
 	// this long to finish after SIGTERM (KRONOS_SHUTDOWN_TIMEOUT, default
@@ -225,6 +279,22 @@ func floatSetting(env string, f func(*Options) *float64) setting {
 		func(o *Options) string { return strconv.FormatFloat(*f(o), 'g', -1, 64) }}
 }
 
+// tritonSetting is a variable that triton.FromEnv parses (FromEnv hands
+// it the lookup), so it has no parse of its own; show prints the
+// effective value, the default when unset.
+func tritonSetting(env string, show func(o *Options) string) setting {
+	return setting{env: env, show: show}
+}
+
+// or returns v, or def when v is the zero value.
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
 func durationSetting(env string, f func(*Options) *time.Duration) setting {
 	return setting{env,
 		func(o *Options, v string) error {
@@ -276,6 +346,46 @@ var settings = []setting{
 	stringSetting("KRONOS_ORT_LIB", func(o *Options) *string { return &o.ORTLib }),
 	intSetting("KRONOS_INTRA_OP_THREADS", func(o *Options) *int { return &o.IntraOpThreads }),
 	intSetting("KRONOS_MAX_CONTEXT", func(o *Options) *int { return &o.MaxContext }),
+	{"KRONOS_BACKEND",
+		func(o *Options, v string) error { o.Backend = strings.ToLower(v); return nil },
+		func(o *Options) string { return o.BackendKind() }},
+	tritonSetting(triton.EnvURL, func(o *Options) string { return or(o.Triton.URL, triton.DefaultURL) }),
+	tritonSetting(triton.EnvTimeout, func(o *Options) string {
+		return or(o.Triton.InferTimeout, triton.DefaultInferTimeout).String()
+	}),
+	tritonSetting(triton.EnvControlTimeout, func(o *Options) string {
+		return or(o.Triton.ControlTimeout, triton.DefaultControlTimeout).String()
+	}),
+	tritonSetting(triton.EnvBuckets, func(o *Options) string {
+		if len(o.Triton.Buckets) == 0 {
+			return "default"
+		}
+		bs := make([]string, len(o.Triton.Buckets))
+		for i, b := range o.Triton.Buckets {
+			bs[i] = strconv.Itoa(b)
+		}
+		return strings.Join(bs, ",")
+	}),
+	tritonSetting(triton.EnvTLS, func(o *Options) string { return strconv.FormatBool(o.Triton.TLS) }),
+	tritonSetting(triton.EnvCAFile, func(o *Options) string { return o.Triton.TLSCAFile }),
+	tritonSetting(triton.EnvServerName, func(o *Options) string { return o.Triton.TLSServerName }),
+	tritonSetting(triton.EnvKeepalive, func(o *Options) string { return o.Triton.KeepaliveTime.String() }),
+	tritonSetting(triton.EnvMaxRecv, func(o *Options) string {
+		return strconv.Itoa(or(o.Triton.MaxRecvMsgBytes, triton.DefaultMaxRecvMsgBytes))
+	}),
+	tritonSetting(triton.EnvBreakerFailures, func(o *Options) string {
+		return strconv.FormatUint(uint64(or(o.Breaker.ConsecutiveFailures, triton.DefaultBreakerFailures)), 10)
+	}),
+	tritonSetting(triton.EnvBreakerInterval, func(o *Options) string { return o.Breaker.Interval.String() }),
+	tritonSetting(triton.EnvBreakerOpen, func(o *Options) string {
+		return or(o.Breaker.OpenTimeout, triton.DefaultBreakerOpenTimeout).String()
+	}),
+	tritonSetting(triton.EnvBreakerHalfOpen, func(o *Options) string {
+		return strconv.FormatUint(uint64(or(o.Breaker.HalfOpenMaxRequests, triton.DefaultBreakerHalfOpen)), 10)
+	}),
+	{"KRONOS_TRITON_FALLBACK",
+		func(o *Options, v string) error { o.TritonFallback = strings.ToLower(v); return nil },
+		func(o *Options) string { return o.TritonFallback }},
 	floatSetting("KRONOS_DEFAULT_TEMPERATURE", func(o *Options) *float64 { return &o.DefaultTemperature }),
 	intSetting("KRONOS_DEFAULT_TOP_K", func(o *Options) *int { return &o.DefaultTopK }),
 	floatSetting("KRONOS_DEFAULT_TOP_P", func(o *Options) *float64 { return &o.DefaultTopP }),
@@ -301,6 +411,7 @@ var settings = []setting{
 	stringSetting("KRONOS_API_KEYS_FILE", func(o *Options) *string { return &o.APIKeysFile }),
 	floatSetting("KRONOS_RATE_LIMIT_PER_MINUTE", func(o *Options) *float64 { return &o.RateLimitPerMinute }),
 	intSetting("KRONOS_RATE_LIMIT_BURST", func(o *Options) *int { return &o.RateLimitBurst }),
+	listSetting("KRONOS_ADMIN_API_KEYS", func(o *Options) *[]string { return &o.AdminAPIKeys }, true),
 	durationSetting("KRONOS_INFERENCE_TIMEOUT", func(o *Options) *time.Duration { return &o.InferenceTimeout }),
 	durationSetting("KRONOS_REQUEST_TIMEOUT", func(o *Options) *time.Duration { return &o.RequestTimeout }),
 	durationSetting("KRONOS_STARTUP_TIMEOUT", func(o *Options) *time.Duration { return &o.StartupTimeout }),
@@ -313,20 +424,28 @@ var settings = []setting{
 // lookup finds (os.LookupEnv in main), then validated. A variable that is
 // set but empty or blank counts as unset. Every unparsable or out-of-range
 // value is reported, each error naming its variable; nothing is silently
-// replaced by a default.
+// replaced by a default. The Triton and breaker variables are parsed by
+// triton.FromEnv.
 func FromEnv(lookup func(string) (string, bool)) (Options, error) {
 	o := NewOptions()
 	var errs []error
 	for _, s := range settings {
 		v, ok := lookup(s.env)
 		v = strings.TrimSpace(v)
-		if !ok || v == "" {
+		if !ok || v == "" || s.parse == nil {
 			continue
 		}
 		if err := s.parse(&o, v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.env, err))
 		}
 	}
+	to, bo, err := triton.FromEnv(lookup)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	// KRONOS_MODEL belongs to the gateway; Run names each Triton model.
+	to.Model = ""
+	o.Triton, o.Breaker = to, bo
 	if len(errs) > 0 {
 		return o, errors.Join(errs...)
 	}
@@ -395,6 +514,22 @@ func (o Options) Validate() error {
 	if o.MaxContext < 0 {
 		bad("KRONOS_MAX_CONTEXT", "must be >= 0 (0 = the model's max_context), got %d", o.MaxContext)
 	}
+	switch o.Backend {
+	case "", BackendEmbedded, BackendTriton:
+	default:
+		bad("KRONOS_BACKEND", "%q is neither %s nor %s", o.Backend, BackendEmbedded, BackendTriton)
+	}
+	switch {
+	case o.TritonFallback != "" && o.TritonFallback != BackendEmbedded:
+		bad("KRONOS_TRITON_FALLBACK", "%q is not %s (or empty for no fallback)", o.TritonFallback, BackendEmbedded)
+	case o.TritonFallback != "" && o.BackendKind() != BackendTriton:
+		bad("KRONOS_TRITON_FALLBACK", "applies to KRONOS_BACKEND=%s only; the backend is %s", BackendTriton, o.BackendKind())
+	}
+	if o.BackendKind() == BackendTriton {
+		if err := o.Triton.Validate(); err != nil { // its errors name the variables
+			errs = append(errs, err)
+		}
+	}
 	if !(o.DefaultTemperature > 0) || math.IsInf(o.DefaultTemperature, 0) {
 		bad("KRONOS_DEFAULT_TEMPERATURE", "must be a finite number > 0, got %v", o.DefaultTemperature)
 	}
@@ -442,6 +577,17 @@ func (o Options) Validate() error {
 	if o.RateLimitBurst < 0 {
 		bad("KRONOS_RATE_LIMIT_BURST", "must be >= 0 (0 = the per-minute rate), got %d", o.RateLimitBurst)
 	}
+	clientKeys := make(map[string]bool, len(o.APIKeys))
+	for _, k := range o.APIKeys {
+		clientKeys[k] = true
+	}
+	for i, k := range o.AdminAPIKeys {
+		if err := checkAPIKey(k); err != nil {
+			bad("KRONOS_ADMIN_API_KEYS", "key %d %v", i+1, err)
+		} else if clientKeys[k] {
+			bad("KRONOS_ADMIN_API_KEYS", "key %d is also a client key of KRONOS_API_KEYS; admin keys must be separate", i+1)
+		}
+	}
 	if o.MaxBodyBytes < 1 || o.MaxBodyBytes > math.MaxInt32 {
 		bad("KRONOS_MAX_BODY_BYTES", "must be in [1, %d], got %d", math.MaxInt32, o.MaxBodyBytes)
 	}
@@ -477,6 +623,18 @@ func (o Options) AsMap() map[string]string {
 		m[s.env] = s.show(&o)
 	}
 	return m
+}
+
+// BackendKind is the backend Run opens: Backend when set, else triton when
+// a Triton URL is configured (KRONOS_TRITON_URL), else embedded.
+func (o Options) BackendKind() string {
+	switch {
+	case o.Backend != "":
+		return o.Backend
+	case o.Triton.URL != "":
+		return BackendTriton
+	}
+	return BackendEmbedded
 }
 
 // ModelNames returns the models to load: Models, or Model alone.

@@ -30,7 +30,13 @@ func TestNewOptionsDefaults(t *testing.T) {
 		"KRONOS_SHUTDOWN_TIMEOUT": "25s", "KRONOS_IDLE_TIMEOUT": "2m0s", "KRONOS_LOG_LEVEL": "info",
 		"KRONOS_MODELS": "", "KRONOS_MAX_BATCH_ROWS": "64", "KRONOS_MAX_CONCURRENCY": "2", "KRONOS_QUEUE_SIZE": "16",
 		"KRONOS_API_KEYS": "", "KRONOS_API_KEYS_FILE": "", "KRONOS_RATE_LIMIT_PER_MINUTE": "0",
-		"KRONOS_RATE_LIMIT_BURST": "0",
+		"KRONOS_RATE_LIMIT_BURST": "0", "KRONOS_BACKEND": "embedded",
+		"KRONOS_TRITON_URL": "localhost:8001", "KRONOS_TRITON_TIMEOUT": "10s",
+		"KRONOS_TRITON_CONTROL_TIMEOUT": "5s", "KRONOS_TRITON_BUCKETS": "default", "KRONOS_TRITON_TLS": "false",
+		"KRONOS_TRITON_CA_FILE": "", "KRONOS_TRITON_SERVER_NAME": "", "KRONOS_TRITON_KEEPALIVE": "0s",
+		"KRONOS_TRITON_MAX_RECV_BYTES": "268435456", "KRONOS_BREAKER_FAILURES": "5", "KRONOS_BREAKER_INTERVAL": "0s",
+		"KRONOS_BREAKER_OPEN_TIMEOUT": "30s", "KRONOS_BREAKER_HALF_OPEN_REQUESTS": "1", "KRONOS_TRITON_FALLBACK": "",
+		"KRONOS_ADMIN_API_KEYS": "",
 	}
 	require.Equal(t, want, o.AsMap())
 
@@ -204,6 +210,73 @@ func TestOptionsModelsAndLimits(t *testing.T) {
 	}
 	for _, k := range []string{"KRONOS_MODELS", "KRONOS_MAX_CONCURRENCY", "KRONOS_QUEUE_SIZE", "KRONOS_MAX_BATCH_ROWS",
 		"KRONOS_API_KEYS", "KRONOS_API_KEYS_FILE", "KRONOS_RATE_LIMIT_PER_MINUTE", "KRONOS_RATE_LIMIT_BURST"} {
+		require.Empty(t, UnknownEnv([]string{k + "=1"}), k)
+	}
+}
+
+// TestOptionsBackend covers the backend selection, the Triton and breaker
+// settings (parsed by triton.FromEnv) and the admin keys.
+func TestOptionsBackend(t *testing.T) {
+	o, err := FromEnv(env(map[string]string{"KRONOS_BACKEND": "Triton", "KRONOS_TRITON_URL": "triton:8001",
+		"KRONOS_TRITON_TIMEOUT": "2s", "KRONOS_TRITON_CONTROL_TIMEOUT": "1s", "KRONOS_TRITON_BUCKETS": "64, 128,256",
+		"KRONOS_TRITON_TLS": "true", "KRONOS_TRITON_SERVER_NAME": "triton.local", "KRONOS_TRITON_KEEPALIVE": "60s",
+		"KRONOS_TRITON_MAX_RECV_BYTES": "1048576", "KRONOS_BREAKER_FAILURES": "3", "KRONOS_BREAKER_INTERVAL": "1m",
+		"KRONOS_BREAKER_OPEN_TIMEOUT": "10s", "KRONOS_BREAKER_HALF_OPEN_REQUESTS": "2",
+		"KRONOS_TRITON_FALLBACK": "embedded", "KRONOS_ADMIN_API_KEYS": "admin-1,admin-2", "KRONOS_MODEL": "kronos-small"}))
+	require.NoError(t, err)
+	require.Equal(t, BackendTriton, o.BackendKind())
+	require.Equal(t, "triton:8001", o.Triton.URL)
+	require.Empty(t, o.Triton.Model, "the Triton model is named per model by Run")
+	require.Equal(t, 2*time.Second, o.Triton.InferTimeout)
+	require.Equal(t, time.Second, o.Triton.ControlTimeout)
+	require.Equal(t, []int{64, 128, 256}, o.Triton.Buckets)
+	require.True(t, o.Triton.TLS)
+	require.Equal(t, "triton.local", o.Triton.TLSServerName)
+	require.Equal(t, time.Minute, o.Triton.KeepaliveTime)
+	require.Equal(t, 1<<20, o.Triton.MaxRecvMsgBytes)
+	require.Equal(t, uint32(3), o.Breaker.ConsecutiveFailures)
+	require.Equal(t, time.Minute, o.Breaker.Interval)
+	require.Equal(t, 10*time.Second, o.Breaker.OpenTimeout)
+	require.Equal(t, uint32(2), o.Breaker.HalfOpenMaxRequests)
+	require.Equal(t, BackendEmbedded, o.TritonFallback)
+	require.Equal(t, []string{"admin-1", "admin-2"}, o.AdminAPIKeys)
+	m := o.AsMap()
+	require.Equal(t, "triton", m["KRONOS_BACKEND"])
+	require.Equal(t, "64,128,256", m["KRONOS_TRITON_BUCKETS"])
+	require.Equal(t, "<2 keys>", m["KRONOS_ADMIN_API_KEYS"], "admin keys are never shown")
+	require.Equal(t, "3", m["KRONOS_BREAKER_FAILURES"])
+
+	// KRONOS_BACKEND unset: triton when a Triton URL is given, else
+	// embedded.
+	o, err = FromEnv(env(map[string]string{"KRONOS_TRITON_URL": "triton:8001"}))
+	require.NoError(t, err)
+	require.Equal(t, BackendTriton, o.BackendKind())
+	o, err = FromEnv(env(map[string]string{"KRONOS_BACKEND": "embedded", "KRONOS_TRITON_URL": "triton:8001"}))
+	require.NoError(t, err)
+	require.Equal(t, BackendEmbedded, o.BackendKind())
+	require.Equal(t, BackendEmbedded, NewOptions().BackendKind())
+
+	bad := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"KRONOS_BACKEND": "onnx"}, `KRONOS_BACKEND: "onnx" is neither embedded nor triton`},
+		{map[string]string{"KRONOS_BACKEND": "triton", "KRONOS_TRITON_FALLBACK": "cpu"}, `KRONOS_TRITON_FALLBACK: "cpu" is not embedded`},
+		{map[string]string{"KRONOS_TRITON_FALLBACK": "embedded"}, "KRONOS_TRITON_FALLBACK: applies to KRONOS_BACKEND=triton only"},
+		{map[string]string{"KRONOS_TRITON_TIMEOUT": "ten"}, `KRONOS_TRITON_TIMEOUT="ten"`},
+		{map[string]string{"KRONOS_TRITON_BUCKETS": "128,64"}, "KRONOS_TRITON_BUCKETS"},
+		{map[string]string{"KRONOS_BREAKER_FAILURES": "-1"}, "KRONOS_BREAKER_FAILURES"},
+		{map[string]string{"KRONOS_BREAKER_OPEN_TIMEOUT": "soon"}, "KRONOS_BREAKER_OPEN_TIMEOUT"},
+		{map[string]string{"KRONOS_TRITON_TLS": "maybe"}, "KRONOS_TRITON_TLS"},
+		{map[string]string{"KRONOS_ADMIN_API_KEYS": "a b"}, "KRONOS_ADMIN_API_KEYS: key 1"},
+		{map[string]string{"KRONOS_API_KEYS": "k1,shared", "KRONOS_ADMIN_API_KEYS": "shared"},
+			"KRONOS_ADMIN_API_KEYS: key 1 is also a client key"},
+	}
+	for _, tc := range bad {
+		_, err := FromEnv(env(tc.env))
+		require.ErrorContains(t, err, tc.want, "%v", tc.env)
+	}
+	for k := range NewOptions().AsMap() {
 		require.Empty(t, UnknownEnv([]string{k + "=1"}), k)
 	}
 }

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/kronos-gateway/kronos-gateway/internal/infer"
 	"github.com/kronos-gateway/kronos-gateway/internal/onnxlocal"
+	"github.com/kronos-gateway/kronos-gateway/triton"
 )
 
 // NewLogger returns the JSON logger of the service at the given
@@ -30,8 +34,12 @@ func NewLogger(w io.Writer, level string) *slog.Logger {
 
 // Run serves the gateway until ctx is cancelled: it logs the effective
 // configuration, listens on Host:Port at once, and opens every model of
-// Options.ModelNames on the embedded ONNX Runtime backend in the background
-// (all within StartupTimeout), logging each. Until they are loaded,
+// Options.ModelNames on the backend of Options.BackendKind in the
+// background (all within StartupTimeout), logging each: the embedded ONNX
+// Runtime backend, or a Triton client behind a circuit breaker (with the
+// embedded backend as its fallback when TritonFallback says so; the
+// client's and the breaker's metrics go to the same registry). Until they
+// are loaded,
 // /v1/healthz answers 200, /v1/readyz 503 "loading" and forecasts 503
 // (reason not_ready); a load that fails or times out stops the server and
 // Run returns its error. Metrics go to a fresh registry (NewRegistry). When
@@ -47,7 +55,7 @@ func NewLogger(w io.Writer, level string) *slog.Logger {
 // It returns nil after a clean shutdown, including one requested while the
 // models were still loading.
 func Run(ctx context.Context, opts Options, logger *slog.Logger) error {
-	return run(ctx, opts, logger, openEmbedded, nil)
+	return run(ctx, opts, logger, nil, nil)
 }
 
 // openEmbedded opens the backend of o.Model.
@@ -66,8 +74,163 @@ func openEmbedded(o Options) (infer.Backend, error) {
 	return b, nil
 }
 
-// run is Run with the backend opener and a hook that receives the bound
-// address, for tests.
+// openTriton opens the Triton backend of o.Model behind its circuit
+// breaker (and the embedded fallback when o.TritonFallback asks for it),
+// within o.StartupTimeout. The clients' and the breaker's metrics go to
+// reg.
+func openTriton(ctx context.Context, o Options, reg prometheus.Registerer, logger *slog.Logger) (*tritonView, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.StartupTimeout)
+	defer cancel()
+	to := o.Triton
+	to.Model, to.Registerer, to.Logger = o.Model, reg, logger
+	control, err := triton.New(ctx, to)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to Triton at %s: %w", or(to.URL, triton.DefaultURL), err)
+	}
+	s := &tritonShared{opts: to, control: control}
+	bo := o.Breaker
+	bo.Registerer, bo.Logger = reg, logger
+	if o.TritonFallback == BackendEmbedded {
+		if s.fallback, err = openEmbedded(o); err != nil {
+			_ = control.Close()
+			return nil, fmt.Errorf("opening the embedded fallback (KRONOS_TRITON_FALLBACK): %w", err)
+		}
+		bo.Fallback = s.fallback
+	}
+	s.br = triton.NewBreaker(pinnedClient{s}, bo)
+	v, err := s.open(ctx)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	return v, nil
+}
+
+// tritonShared is what the registry generations of one Triton model
+// (tritonView) share across hot swaps: a control client for the admin API
+// and the readiness of versions, the circuit breaker (its state outlives a
+// swap: Triton's health does not depend on the version) and the embedded
+// fallback. The last view closed closes them.
+type tritonShared struct {
+	opts     triton.Options // of the serving clients
+	control  *triton.Backend
+	br       *triton.Breaker
+	fallback infer.Backend // nil without KRONOS_TRITON_FALLBACK
+	views    atomic.Int64
+}
+
+// open connects a serving client, pinned to the highest version ready for
+// the model's four Triton models now, and returns a view over it. The
+// client never looks for another version by itself (only after an error
+// that says its version is gone), so every call of a forecast that leased
+// the view goes to that version: a hot swap is a new view.
+func (s *tritonShared) open(ctx context.Context) (*tritonView, error) {
+	o := s.opts
+	o.VersionRefresh = math.MaxInt64
+	c, err := triton.New(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	s.views.Add(1)
+	return &tritonView{s: s, client: c, info: c.Info()}, nil
+}
+
+func (s *tritonShared) close() error {
+	errs := []error{s.control.Close(), s.br.Close()}
+	if s.fallback != nil {
+		errs = append(errs, s.fallback.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// tritonView is the infer.Backend the model registry holds for a Triton
+// model: the breaker over the serving client of one version. A hot swap
+// installs a new view; the old one closes its client once its last
+// forecast has finished (Models.Swap).
+type tritonView struct {
+	s      *tritonShared
+	client *triton.Backend
+	info   infer.ModelInfo
+	once   sync.Once
+}
+
+var _ infer.Backend = (*tritonView)(nil)
+
+// Info describes the version the view's client is pinned to.
+func (v *tritonView) Info() infer.ModelInfo { return v.info }
+
+func (v *tritonView) Encode(ctx context.Context, x []float32, rows, length int) ([]float32, error) {
+	return v.s.br.Encode(withClient(ctx, v.client), x, rows, length)
+}
+
+func (v *tritonView) Decode(ctx context.Context, s1, s2 []int64, rows, width int) ([]float32, error) {
+	return v.s.br.Decode(withClient(ctx, v.client), s1, s2, rows, width)
+}
+
+func (v *tritonView) NewSession(ctx context.Context, rows int) (infer.Session, error) {
+	return v.s.br.NewSession(withClient(ctx, v.client), rows)
+}
+
+// Ready is the breaker's readiness: Triton and the four models ready at
+// the view's version, or the fallback while the breaker is open.
+func (v *tritonView) Ready(ctx context.Context) error {
+	return v.s.br.Ready(withClient(ctx, v.client))
+}
+
+// Close closes the view's client; the last view also closes the shared
+// parts.
+func (v *tritonView) Close() error {
+	var err error
+	v.once.Do(func() {
+		err = v.client.Close()
+		if v.s.views.Add(-1) == 0 {
+			err = errors.Join(err, v.s.close())
+		}
+	})
+	return err
+}
+
+// servingClientKey keys the serving client of a call in its context.
+type servingClientKey struct{}
+
+func withClient(ctx context.Context, c *triton.Backend) context.Context {
+	return context.WithValue(ctx, servingClientKey{}, c)
+}
+
+// pinnedClient is the breaker's inner backend: it runs each call on the
+// serving client that the calling view put into the context, so that one
+// breaker guards every version of a model while each forecast stays on
+// the version of the view it leased.
+type pinnedClient struct{ s *tritonShared }
+
+func (p pinnedClient) client(ctx context.Context) *triton.Backend {
+	if c, ok := ctx.Value(servingClientKey{}).(*triton.Backend); ok {
+		return c
+	}
+	return p.s.control
+}
+
+func (p pinnedClient) Info() infer.ModelInfo { return p.s.control.Info() }
+
+func (p pinnedClient) Encode(ctx context.Context, x []float32, rows, length int) ([]float32, error) {
+	return p.client(ctx).Encode(ctx, x, rows, length)
+}
+
+func (p pinnedClient) Decode(ctx context.Context, s1, s2 []int64, rows, width int) ([]float32, error) {
+	return p.client(ctx).Decode(ctx, s1, s2, rows, width)
+}
+
+func (p pinnedClient) NewSession(ctx context.Context, rows int) (infer.Session, error) {
+	return p.client(ctx).NewSession(ctx, rows)
+}
+
+func (p pinnedClient) Ready(ctx context.Context) error { return p.client(ctx).Ready(ctx) }
+
+// Close does nothing: the views close their clients.
+func (p pinnedClient) Close() error { return nil }
+
+// run is Run with the backend opener (nil: the one of opts.BackendKind)
+// and a hook that receives the bound address, for tests.
 func run(ctx context.Context, opts Options, logger *slog.Logger,
 	open func(Options) (infer.Backend, error), listening func(net.Addr)) error {
 	if logger == nil {
@@ -80,6 +243,23 @@ func run(ctx context.Context, opts Options, logger *slog.Logger,
 	if _, err := opts.loadAPIKeys(); err != nil { // fail before the slow part
 		return err
 	}
+	// The models load in the background under loadCtx, ended when run
+	// returns.
+	loadCtx, cancelLoad := context.WithCancel(ctx)
+	defer cancelLoad()
+	reg := NewRegistry()
+	if open == nil {
+		open = openEmbedded
+		if opts.BackendKind() == BackendTriton {
+			open = func(o Options) (infer.Backend, error) {
+				v, err := openTriton(loadCtx, o, reg, logger)
+				if err != nil {
+					return nil, err
+				}
+				return v, nil
+			}
+		}
+	}
 
 	// Placeholders hold the models' slots while they load, so that the
 	// server answers from the start: liveness 200, readiness 503 "loading",
@@ -87,7 +267,7 @@ func run(ctx context.Context, opts Options, logger *slog.Logger,
 	names := opts.ModelNames()
 	pending := make([]infer.Backend, len(names))
 	for i, name := range names {
-		info := infer.ModelInfo{Name: name, Backend: "embedded"}
+		info := infer.ModelInfo{Name: name, Backend: opts.BackendKind()}
 		if name == opts.Model {
 			info.Version = opts.ModelVersion
 		}
@@ -103,7 +283,7 @@ func run(ctx context.Context, opts Options, logger *slog.Logger,
 		}
 		logger.Info("backend closed")
 	}()
-	app, err := New(opts, Deps{Models: models, Logger: logger, Registry: NewRegistry()})
+	app, err := New(opts, Deps{Models: models, Logger: logger, Registry: reg})
 	if err != nil {
 		return err
 	}
@@ -121,10 +301,9 @@ func run(ctx context.Context, opts Options, logger *slog.Logger,
 
 	// The models load in the background, within StartupTimeout; a failure
 	// stops the server (a non-nil error from run, exit 1 in main).
-	loadCtx, cancelLoad := context.WithCancel(ctx)
-	defer cancelLoad()
 	loaded := make(chan error, 1)
-	logger.Info("loading models", slog.Any("models", names), slog.String("timeout", opts.StartupTimeout.String()))
+	logger.Info("loading models", slog.Any("models", names), slog.String("backend", opts.BackendKind()),
+		slog.String("timeout", opts.StartupTimeout.String()))
 	go func() { loaded <- loadModels(loadCtx, opts, open, app, logger) }()
 	waitLoaded := func() {
 		cancelLoad()

@@ -478,7 +478,7 @@ func (a *App) adminLoad(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	a.admin.setLoading(name, or(req.Version, "latest"))
+	a.admin.setLoading(name, orDefault(req.Version, "latest"))
 	defer a.admin.setLoading(name, "")
 	a.log.Info("admin: loading model", slog.String("model", name), slog.String("version", req.Version),
 		slog.String("backend", prev.Backend), slog.String("serving_version", prev.Version))
@@ -572,7 +572,9 @@ func loadTriton(ctx context.Context, v *tritonView, req loadRequest) (infer.Back
 				"to serve %s, unload the others or load with a config override whose version_policy selects it",
 			req.Version, v.info.Name, next.info.Version, req.Version)
 	}
-	if err := next.Ready(ctx); err != nil {
+	// Triton itself, not the breaker: an open breaker must not refuse the
+	// version that may end the outage.
+	if err := next.client.Ready(ctx); err != nil {
 		_ = next.Close()
 		return nil, err
 	}

@@ -52,7 +52,9 @@ type Options struct {
 	Models []string
 	// ModelVersion is the repository version of Model to serve
 	// (KRONOS_MODEL_VERSION, default "": the highest version present). The
-	// other models of Models are served at their highest version.
+	// other models of Models are served at their highest version. It
+	// applies to the embedded backend and the Triton fallback; on Triton a
+	// model serves the highest version ready for its four Triton models.
 	ModelVersion string
 	// ORTLib is the path of the ONNX Runtime shared library (KRONOS_ORT_LIB,
 	// default "": the embedded backend's own lookup).
@@ -286,8 +288,8 @@ func tritonSetting(env string, show func(o *Options) string) setting {
 	return setting{env: env, show: show}
 }
 
-// or returns v, or def when v is the zero value.
-func or[T comparable](v, def T) T {
+// orDefault returns v, or def when v is the zero value.
+func orDefault[T comparable](v, def T) T {
 	var zero T
 	if v == zero {
 		return def
@@ -349,12 +351,12 @@ var settings = []setting{
 	{"KRONOS_BACKEND",
 		func(o *Options, v string) error { o.Backend = strings.ToLower(v); return nil },
 		func(o *Options) string { return o.BackendKind() }},
-	tritonSetting(triton.EnvURL, func(o *Options) string { return or(o.Triton.URL, triton.DefaultURL) }),
+	tritonSetting(triton.EnvURL, func(o *Options) string { return orDefault(o.Triton.URL, triton.DefaultURL) }),
 	tritonSetting(triton.EnvTimeout, func(o *Options) string {
-		return or(o.Triton.InferTimeout, triton.DefaultInferTimeout).String()
+		return orDefault(o.Triton.InferTimeout, triton.DefaultInferTimeout).String()
 	}),
 	tritonSetting(triton.EnvControlTimeout, func(o *Options) string {
-		return or(o.Triton.ControlTimeout, triton.DefaultControlTimeout).String()
+		return orDefault(o.Triton.ControlTimeout, triton.DefaultControlTimeout).String()
 	}),
 	tritonSetting(triton.EnvBuckets, func(o *Options) string {
 		if len(o.Triton.Buckets) == 0 {
@@ -371,17 +373,17 @@ var settings = []setting{
 	tritonSetting(triton.EnvServerName, func(o *Options) string { return o.Triton.TLSServerName }),
 	tritonSetting(triton.EnvKeepalive, func(o *Options) string { return o.Triton.KeepaliveTime.String() }),
 	tritonSetting(triton.EnvMaxRecv, func(o *Options) string {
-		return strconv.Itoa(or(o.Triton.MaxRecvMsgBytes, triton.DefaultMaxRecvMsgBytes))
+		return strconv.Itoa(orDefault(o.Triton.MaxRecvMsgBytes, triton.DefaultMaxRecvMsgBytes))
 	}),
 	tritonSetting(triton.EnvBreakerFailures, func(o *Options) string {
-		return strconv.FormatUint(uint64(or(o.Breaker.ConsecutiveFailures, triton.DefaultBreakerFailures)), 10)
+		return strconv.FormatUint(uint64(orDefault(o.Breaker.ConsecutiveFailures, triton.DefaultBreakerFailures)), 10)
 	}),
 	tritonSetting(triton.EnvBreakerInterval, func(o *Options) string { return o.Breaker.Interval.String() }),
 	tritonSetting(triton.EnvBreakerOpen, func(o *Options) string {
-		return or(o.Breaker.OpenTimeout, triton.DefaultBreakerOpenTimeout).String()
+		return orDefault(o.Breaker.OpenTimeout, triton.DefaultBreakerOpenTimeout).String()
 	}),
 	tritonSetting(triton.EnvBreakerHalfOpen, func(o *Options) string {
-		return strconv.FormatUint(uint64(or(o.Breaker.HalfOpenMaxRequests, triton.DefaultBreakerHalfOpen)), 10)
+		return strconv.FormatUint(uint64(orDefault(o.Breaker.HalfOpenMaxRequests, triton.DefaultBreakerHalfOpen)), 10)
 	}),
 	{"KRONOS_TRITON_FALLBACK",
 		func(o *Options, v string) error { o.TritonFallback = strings.ToLower(v); return nil },

@@ -85,7 +85,7 @@ func openTriton(ctx context.Context, o Options, reg prometheus.Registerer, logge
 	to.Model, to.Registerer, to.Logger = o.Model, reg, logger
 	control, err := triton.New(ctx, to)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to Triton at %s: %w", or(to.URL, triton.DefaultURL), err)
+		return nil, fmt.Errorf("connecting to Triton at %s: %w", orDefault(to.URL, triton.DefaultURL), err)
 	}
 	s := &tritonShared{opts: to, control: control}
 	bo := o.Breaker

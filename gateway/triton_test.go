@@ -227,12 +227,22 @@ func TestTritonHotSwap(t *testing.T) {
 
 	// While Triton loads, the model is still ready and says what loads.
 	go func() {
-		<-entered
+		select {
+		case <-entered:
+		case <-ctx.Done():
+			return
+		}
 		defer close(release)
+		resp, err := cl.Get(base + RouteReadyz)
+		if err != nil {
+			t.Errorf("readiness during the load: %v", err)
+			return
+		}
+		defer resp.Body.Close()
 		var r readyResponse
-		code, _ := getJSON(t, base, RouteReadyz, &r)
-		if code != http.StatusOK || len(r.Models) != 1 || r.Models[0].Loading != "2" || !r.Models[0].Ready {
-			t.Errorf("readiness during the load: %d %+v", code, r)
+		err = json.NewDecoder(resp.Body).Decode(&r)
+		if err != nil || resp.StatusCode != http.StatusOK || len(r.Models) != 1 || r.Models[0].Loading != "2" || !r.Models[0].Ready {
+			t.Errorf("readiness during the load: %d %+v %v", resp.StatusCode, r, err)
 		}
 	}()
 	results, lr := swapUnderLoad(t, base, cl, map[string]any{"version": "2"})

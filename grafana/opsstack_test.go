@@ -184,6 +184,12 @@ func post(t *testing.T, url string, body any) (int, []byte) {
 		}
 	}
 	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	// The gateway answers an over-limit body with 413 and closes without
+	// reading it; a client still writing may see a reset instead of the
+	// response (a transport race): retry those a few times.
+	for attempt := 0; err != nil && attempt < 5; attempt++ {
+		resp, err = http.Post(url, "application/json", bytes.NewReader(b))
+	}
 	if err != nil {
 		t.Fatalf("POST %s: %v", url, err)
 	}

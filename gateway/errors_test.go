@@ -166,7 +166,7 @@ func TestPredictBackendErrors(t *testing.T) {
 			fb := newFakeBackend()
 			fb.err, fb.block = tc.err, tc.block
 			o := testOptions()
-			o.InferenceTimeout = 20 * time.Millisecond
+			o.InferenceTimeout = 500 * time.Millisecond
 			a := newTestApp(t, o, fb)
 			status, h, body := do(t, a, http.MethodPost, RoutePredictSingle, mustJSON(t, baseRequest(4, 2)), nil)
 			require.Equal(t, tc.status, status, "%s", body)
@@ -176,7 +176,7 @@ func TestPredictBackendErrors(t *testing.T) {
 			require.Positive(t, fb.calls.Load())
 			require.Zero(t, fb.running.Load(), "a backend call is still running after the response")
 			if tc.block {
-				require.Contains(t, e.Message, "did not finish within KRONOS_INFERENCE_TIMEOUT (20ms)")
+				require.Contains(t, e.Message, "did not finish within KRONOS_INFERENCE_TIMEOUT (500ms)")
 			}
 		})
 	}

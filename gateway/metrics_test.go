@@ -62,7 +62,7 @@ func metricsScript(t *testing.T) *prometheus.Registry {
 	o := testOptions()
 	// The blocked forecast ends only by this deadline: not a threshold on
 	// any measured time.
-	o.InferenceTimeout = 10 * time.Millisecond
+	o.InferenceTimeout = time.Second
 	a, err := New(o, Deps{Backend: ib, Registry: reg})
 	require.NoError(t, err)
 	// A real listener: fasthttp enforces the body limit while it reads.

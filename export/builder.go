@@ -51,6 +51,18 @@ type graph struct {
 	scope  string
 	seq    int
 	err    error
+
+	// fuse makes Linear layers that share an input run as one wide product
+	// (see linears). It pays where the products are bound by reading the
+	// weights (one position per row: the step graph). Over whole sequences
+	// the products are bound by arithmetic, and the Split that separates
+	// the parts again would only add a copy, so sequence graphs leave it
+	// off.
+	fuse bool
+	// causalChunks > 1 splits causal attention into that many query
+	// blocks (see attend); chunks caches the block bounds and mask slices.
+	causalChunks int
+	chunks       map[string][]string
 }
 
 func newGraph(name string) *graph {

@@ -22,6 +22,33 @@
 // and rounded once, so they are at least as accurate as the reference's
 // float32 products.
 //
+// # Performance choices
+//
+// The numerics are those of the reference up to float32 rounding; the
+// graphs are shaped for ONNX Runtime on CPU:
+//
+//   - The step graph (one position per row) is bound by reading its
+//     weights once per call, so Linear layers that share an input run as one
+//     product: q/k/v as [d, 3d], w1/w3 as [d, 2 ff], the dependency layer's
+//     k/v as [d, 2d], each split afterwards. Over whole sequences (encoder,
+//     decoder, prefill) the products are bound by arithmetic and stay
+//     separate: the Split would only add a copy.
+//   - The attention scale 1/sqrt(hd) is folded into the query projection's
+//     weights and bias (RoPE is linear), and into the s2 graph's query table.
+//   - RoPE tables are built once per graph, shaped [..., 1, 2, hd/2]; a head
+//     viewed as its two halves is rotated with one Gather (swap) and three
+//     elementwise nodes; queries and keys of the step graph are rotated
+//     together.
+//   - The prefill graph computes causal attention in two query blocks (the
+//     first half of the positions attends only to the first half of the
+//     keys), skipping a quarter of the attention products, mask additions
+//     and softmax work of the full [T, T] scores; the other sequence graphs
+//     keep one block (see attend).
+//
+// Masked attention entries get -inf scores; their softmax weights are
+// computed as denormals by ONNX Runtime's exp, which the embedded backend
+// flushes to zero (internal/onnxlocal), as the reference's exact zeros.
+//
 // # Inputs the graphs trust
 //
 // Token ids must be in 0..2^bits-1 and stamp columns in the ranges of the

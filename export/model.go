@@ -15,7 +15,7 @@ import (
 // version whenever the graphs change.
 const (
 	ProducerName    = "kronos-export"
-	ProducerVersion = "0.1.0"
+	ProducerVersion = "0.2.0"
 )
 
 // Dimension names of the dynamic axes.

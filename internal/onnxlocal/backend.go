@@ -3,6 +3,7 @@ package onnxlocal
 import (
 	"context"
 	"path/filepath"
+	"runtime"
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -105,6 +106,19 @@ func Open(opt Options) (*Backend, error) {
 		return nil, err
 	}
 	defer so.Destroy()
+	// The first ORT session of a process sets the flush-to-zero mode of
+	// the thread that creates it, for good; keep Go's IEEE arithmetic on
+	// that thread by restoring its control register afterwards.
+	runtime.LockOSThread()
+	csr := getMXCSR()
+	defer func() {
+		setMXCSR(csr)
+		runtime.UnlockOSThread()
+	}()
+	var maps map[uintptr]uintptr
+	if !opt.NoHugePages {
+		maps = anonRegions()
+	}
 	for _, r := range graphs.Roles {
 		in, out := ioNames(r, d.nl)
 		g := &graph{role: r, path: filepath.Join(v.dirs[r], modelFile), inputs: in, outputs: out}
@@ -115,6 +129,8 @@ func Open(opt Options) (*Backend, error) {
 		}
 		b.graphs[r] = g
 	}
+	// Mostly ORT's pre-packed weights, read in full at every step.
+	hugePagesSince(maps)
 	return b, nil
 }
 
@@ -180,8 +196,17 @@ func (b *Backend) sessionOptions() (*ort.SessionOptions, error) {
 		func() error { return so.SetExecutionMode(ort.ExecutionModeSequential) },
 		func() error { return so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelEnableAll) },
 	}
-	if !b.opt.Spinning {
+	if b.opt.Spinning {
+		// Spin between the nodes of a run, not after it: every graph has
+		// its own thread pool, and workers left spinning after a run
+		// would compete with the next graph's (and the Go code's) threads.
+		set = append(set, func() error { return so.AddSessionConfigEntry("session.force_spinning_stop", "1") })
+	} else {
 		set = append(set, func() error { return so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0") })
+	}
+	if !b.opt.KeepDenormals {
+		// ORT's worker threads; run sets the calling thread.
+		set = append(set, func() error { return so.AddSessionConfigEntry("session.set_denormal_as_zero", "1") })
 	}
 	for _, f := range set {
 		if err := f(); err != nil {
@@ -250,7 +275,12 @@ func (b *Backend) run(ctx context.Context, r graphs.Role, ro *ort.RunOptions, in
 	if b.testHookBeforeRun != nil {
 		b.testHookBeforeRun()
 	}
-	err := g.sess.RunWithOptions(in, out, ro)
+	var err error
+	if b.opt.KeepDenormals {
+		err = g.sess.RunWithOptions(in, out, ro)
+	} else {
+		err = runFlushingDenormals(g.sess, in, out, ro)
+	}
 	if stop != nil && !stop() {
 		// The watcher has fired (or is firing): wait for it, then clear the
 		// flag so that ro can be used again.
@@ -264,6 +294,20 @@ func (b *Backend) run(ctx context.Context, r graphs.Role, ro *ort.RunOptions, in
 		return infer.Wrap(infer.KindInternal, err, "onnxlocal: running %s", g.path)
 	}
 	return nil
+}
+
+// runFlushingDenormals runs a session with flush-to-zero and
+// denormals-are-zero set on the calling OS thread, which computes part of
+// every node next to ORT's workers (set up by the session option
+// session.set_denormal_as_zero). The thread is locked for the call and its
+// control register restored afterwards, so Go code keeps IEEE arithmetic.
+func runFlushingDenormals(s *ort.DynamicAdvancedSession, in, out []ort.Value, ro *ort.RunOptions) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	csr := getMXCSR()
+	setMXCSR(csr | mxcsrFlushDenormals)
+	defer setMXCSR(csr)
+	return s.RunWithOptions(in, out, ro)
 }
 
 // Encode runs the tokenizer encoder on normalised candles x

@@ -378,7 +378,7 @@ scrape_configs:
 	expect("unknown route", http.StatusNotFound, code, body)
 	code, body = post(t, gwURL+"/v1/predict/single", bytes.Repeat([]byte(" "), maxBodyBytes+1024))
 	expect("oversized body", http.StatusRequestEntityTooLarge, code, body)
-	huge := series(rows, rng, "huge", 2048, 512)
+	huge := series(rows, rng, "huge", 2048, 256) // 256 steps: the max context of kronos-nano
 	huge["overrides"] = map[string]any{"sample_count": 32}
 	code, body = post(t, gwURL+"/v1/predict/single", huge)
 	expect("forecast over the inference timeout", http.StatusGatewayTimeout, code, body)

@@ -66,7 +66,7 @@ bench: ort ## Run the Go benchmarks once each (smoke); see BENCHMARKS.md for the
 	$(GO) test -run '^$$' -bench . -benchtime=1x ./...
 
 .PHONY: fuzz
-fuzz: ## Run every fuzz target briefly (FUZZTIME, default 10s each).
+fuzz: ## Run every fuzz target briefly (FUZZTIME: a duration or an iteration count like 3000x; default 10s each).
 	@./scripts/fuzz.sh $${FUZZTIME:-10s}
 
 ##@ Generated code

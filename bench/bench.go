@@ -101,7 +101,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	repo := filepath.Join(o.WorkDir, fmt.Sprintf("%s-seed%d", o.Preset, o.Seed))
 	if _, err := os.Stat(filepath.Join(repo, name+"-step", "1", "model.onnx")); err != nil {
 		logf("exporting random %s weights (seed %d) to %s", o.Preset, o.Seed, repo)
-		job := export.Job{Random: o.Preset, Seed: o.Seed, Options: export.Options{Dir: repo, Name: name}}
+		job := export.Job{Random: o.Preset, Seed: o.Seed, Options: export.Options{Dir: repo, Name: name}, NoTriton: true}
 		if _, _, err := job.Run(ctx); err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/kronos-gateway/kronos-gateway/checkpoint"
 	"github.com/kronos-gateway/kronos-gateway/internal/infer"
+	"github.com/kronos-gateway/kronos-gateway/triton/modelconfig"
 )
 
 // Job is one run of cmd/kronos-export: where the checkpoints come from and
@@ -23,6 +24,10 @@ type Job struct {
 	Seed   uint64
 	// Options says where and how to write the repository.
 	Options Options
+	// NoTriton skips the Triton backend's models (window graphs and the
+	// CPU/GPU Triton configs, see WriteTritonModels): the repository then
+	// serves the embedded backend only.
+	NoTriton bool
 }
 
 // Run loads the checkpoints and writes the repository. It returns the
@@ -40,7 +45,13 @@ func (j Job) Run(ctx context.Context) (*Model, Options, error) {
 	if err != nil {
 		return nil, opt, err
 	}
-	return m, opt, WriteRepository(ctx, m, opt)
+	if err := WriteRepository(ctx, m, opt); err != nil {
+		return m, opt, err
+	}
+	if j.NoTriton {
+		return m, opt, nil
+	}
+	return m, opt, WriteTritonModels(ctx, m, opt, modelconfig.Params{})
 }
 
 func (j *Job) load(ctx context.Context) (tok, pred *checkpoint.Checkpoint, err error) {

@@ -8,11 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kronos-gateway/kronos-gateway/checkpoint"
 	"github.com/kronos-gateway/kronos-gateway/internal/graphs"
 	"github.com/kronos-gateway/kronos-gateway/internal/infer"
+	"github.com/kronos-gateway/kronos-gateway/triton/modelconfig"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -42,7 +44,11 @@ func TestCommittedRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := WriteRepository(ctx, m, Options{Dir: dir, Name: defaultModel.name, MaxContext: defaultModel.maxContext}); err != nil {
+	opt := Options{Dir: dir, Name: defaultModel.name, MaxContext: defaultModel.maxContext}
+	if err := WriteRepository(ctx, m, opt); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTritonModels(ctx, m, opt, modelconfig.Params{}); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
@@ -70,8 +76,24 @@ func TestCommittedRepository(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 3 * len(graphs.Roles); n != want {
+	// Per model: config.pbtxt, configs/gpu.pbtxt, <version>/model.onnx and
+	// <version>/kronos.json, for the embedded roles and the Triton windows.
+	if want := 4 * (len(graphs.Roles) + len(TritonRoles)); n != want {
 		t.Errorf("export wrote %d files, want %d", n, want)
+	}
+	// Nothing stale in the committed repository either.
+	committed := 0
+	err = filepath.WalkDir(filepath.Join("..", DefaultDir), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(path, defaultModel.name+"-") {
+			committed++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if committed != n {
+		t.Errorf("model_repository/ has %d files of %s, a fresh export %d: remove stale files and re-run %s", committed, defaultModel.name, n, reexport)
 	}
 }
 

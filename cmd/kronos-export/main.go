@@ -37,6 +37,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&j.Options.Version, "version", export.DefaultVersion, "model version folder")
 	fs.IntVar(&j.Options.MaxContext, "max-context", 0, "default_max_context written to the manifest (required unless --random)")
 	fs.IntVar(&j.Options.Triton.MaxBatchSize, "max-batch-size", export.DefaultMaxBatchSize, "Triton max_batch_size")
+	fs.BoolVar(&j.NoTriton, "no-triton", false, "skip the Triton backend's window graphs and Triton CPU/GPU configs (embedded backend only)")
 	fs.StringVar(&j.Fetch.HubURL, "hub-url", checkpoint.DefaultHubURL, "hub base URL for repository ids")
 	fs.StringVar(&j.Fetch.Revision, "revision", checkpoint.DefaultRevision, "hub revision (branch, tag or commit)")
 	fs.StringVar(&j.Fetch.CacheDir, "cache-dir", "", "hub download cache (default: the user cache folder)")
@@ -62,7 +63,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "exported %s (predictor %s, tokenizer %s) to %s:\n",
 		opt.Name, m.Predictor.Version(), m.Tokenizer.Version(), opt.Dir)
-	for _, r := range graphs.Roles {
+	roles := graphs.Roles
+	if !j.NoTriton {
+		roles = append(roles[:len(roles):len(roles)], export.TritonRoles...)
+	}
+	for _, r := range roles {
 		fmt.Fprintf(stdout, "  %s\n", filepath.Join(opt.Dir, graphs.ModelName(opt.Name, r), opt.Version, export.ModelFile))
 	}
 	return 0

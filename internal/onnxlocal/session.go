@@ -629,17 +629,29 @@ func (s *Session) S2Logits(ctx context.Context, s1 []int64) ([]float32, error) {
 
 // putKeys writes positions [0, n) of src [heads,t,size] into dst
 // [heads,size,c] (transposed).
+//
+// The transpose goes in tiles of keyTile positions, so that the cache lines
+// of dst written for one tile are still cached for its next feature rows
+// (a position at a time wrote one float per cache line: 2-3 times slower,
+// about 6 ms for a 400-token Kronos-small prefill).
 func putKeys(dst, src []float32, heads, size, t, c, n int) {
 	for h := range heads {
 		s := src[h*t*size:]
 		dh := dst[h*size*c:]
-		for j := range n {
-			for e, v := range s[j*size : (j+1)*size] {
-				dh[e*c+j] = v
+		for j0 := 0; j0 < n; j0 += keyTile {
+			j1 := min(j0+keyTile, n)
+			for e := range size {
+				row := dh[e*c+j0 : e*c+j1]
+				for i := range row {
+					row[i] = s[(j0+i)*size+e]
+				}
 			}
 		}
 	}
 }
+
+// keyTile is the number of positions putKeys transposes at a time.
+const keyTile = 64
 
 // putValues writes positions [0, n) of src [heads,t,size] into dst
 // [heads,c,size].

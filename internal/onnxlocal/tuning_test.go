@@ -72,3 +72,32 @@ func TestMXCSRRestored(t *testing.T) {
 // mxcsrStatusFlags are MXCSR's sticky exception flags (bits 0-5), which
 // any float arithmetic may set; the tests compare the control bits only.
 const mxcsrStatusFlags = 0x3f
+
+// TestPutKeys checks the tiled transpose against the definition, with a
+// length that is not a multiple of the tile and entries beyond it left
+// alone.
+func TestPutKeys(t *testing.T) {
+	const heads, size, tt, c, n = 3, 5, keyTile + 30, keyTile + 40, keyTile + 27
+	src := make([]float32, heads*tt*size)
+	for i := range src {
+		src[i] = float32(i + 1)
+	}
+	dst := make([]float32, heads*size*c)
+	for i := range dst {
+		dst[i] = -1
+	}
+	putKeys(dst, src, heads, size, tt, c, n)
+	for h := range heads {
+		for e := range size {
+			for j := range c {
+				want := float32(-1)
+				if j < n {
+					want = src[(h*tt+j)*size+e]
+				}
+				if got := dst[(h*size+e)*c+j]; got != want {
+					t.Fatalf("head %d feature %d position %d: %v, want %v", h, e, j, got, want)
+				}
+			}
+		}
+	}
+}

@@ -98,7 +98,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	name := "bench-" + o.Preset
-	repo := filepath.Join(o.WorkDir, fmt.Sprintf("%s-seed%d", o.Preset, o.Seed))
+	// Keyed by the exporter version so that a graph change re-exports.
+	repo := filepath.Join(o.WorkDir, fmt.Sprintf("%s-seed%d-export%s", o.Preset, o.Seed, export.ProducerVersion))
 	if _, err := os.Stat(filepath.Join(repo, name+"-step", "1", "model.onnx")); err != nil {
 		logf("exporting random %s weights (seed %d) to %s", o.Preset, o.Seed, repo)
 		job := export.Job{Random: o.Preset, Seed: o.Seed, Options: export.Options{Dir: repo, Name: name}, NoTriton: true}

@@ -450,30 +450,12 @@ func regularFile(path string) bool {
 //     repository lacks it) and be the one pinned (422 otherwise: a higher
 //     version is still loaded).
 func (a *App) adminLoad(c *fiber.Ctx) error {
-	name, err := a.adminModelName(c)
-	if err != nil {
-		return err
-	}
 	var req loadRequest
-	if err := decodeAdminBody(c.Request().Body(), &req); err != nil {
-		return err
-	}
-	if err := checkVersion(req.Version); err != nil {
-		return err
-	}
-	if a.starting.Load() {
-		return errLoading
-	}
-	if a.draining.Load() {
-		return errDraining
-	}
-	ctx, cancel := a.adminContext()
-	defer cancel()
-	unlock, err := a.admin.lock(ctx)
+	name, ctx, done, err := a.beginAdmin(c, &req, func() string { return req.Version })
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer done()
 	cur, prev, err := a.servingNow(name)
 	if err != nil {
 		return err
@@ -609,30 +591,12 @@ func versionNotReady(ctx context.Context, tb *triton.Backend, m, version string)
 //     is refused (422; 404 when the body names a version not loaded). Load
 //     another version to replace it.
 func (a *App) adminUnload(c *fiber.Ctx) error {
-	name, err := a.adminModelName(c)
-	if err != nil {
-		return err
-	}
 	var req unloadRequest
-	if err := decodeAdminBody(c.Request().Body(), &req); err != nil {
-		return err
-	}
-	if err := checkVersion(req.Version); err != nil {
-		return err
-	}
-	if a.starting.Load() {
-		return errLoading
-	}
-	if a.draining.Load() {
-		return errDraining
-	}
-	ctx, cancel := a.adminContext()
-	defer cancel()
-	unlock, err := a.admin.lock(ctx)
+	name, ctx, done, err := a.beginAdmin(c, &req, func() string { return req.Version })
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer done()
 	cur, info, err := a.servingNow(name)
 	if err != nil {
 		return err
@@ -664,4 +628,34 @@ func (a *App) adminUnload(c *fiber.Ctx) error {
 func (m *Models) serves(name string, b infer.Backend) bool {
 	s, ok := m.slots[name]
 	return ok && s.cur.Load().backend == b
+}
+
+// beginAdmin is the common start of a model operation: the model name from
+// the path, the body decoded into req with its version (read by version)
+// checked, the lifecycle checks (503 while starting or draining), and the
+// admin lock taken under the admin deadline. done releases the lock and the
+// deadline; it is nil when err is not.
+func (a *App) beginAdmin(c *fiber.Ctx, req any, version func() string) (name string, ctx context.Context, done func(), err error) {
+	if name, err = a.adminModelName(c); err != nil {
+		return "", nil, nil, err
+	}
+	if err = decodeAdminBody(c.Request().Body(), req); err != nil {
+		return "", nil, nil, err
+	}
+	if err = checkVersion(version()); err != nil {
+		return "", nil, nil, err
+	}
+	if a.starting.Load() {
+		return "", nil, nil, errLoading
+	}
+	if a.draining.Load() {
+		return "", nil, nil, errDraining
+	}
+	ctx, cancel := a.adminContext()
+	unlock, err := a.admin.lock(ctx)
+	if err != nil {
+		cancel()
+		return "", nil, nil, err
+	}
+	return name, ctx, func() { unlock(); cancel() }, nil
 }
